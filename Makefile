@@ -1,0 +1,32 @@
+# The README's two commands: `make demo` (set up + run the main job) and `make test`.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+DPDE := $(VENV)/bin/dpde
+OUT ?= outputs/demo
+
+.PHONY: setup demo test test-all lint benchmark clean
+
+$(VENV)/.installed: pyproject.toml scripts/setup.sh
+	scripts/setup.sh $(VENV)
+	touch $@
+
+setup: $(VENV)/.installed
+
+demo: setup
+	$(DPDE) models
+	$(DPDE) predict examples/room.jpg -o $(OUT)/ --preview --save-unfused --overwrite
+	@echo "depth maps and previews are in $(OUT)/"
+
+test: setup
+	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m ruff check dpde_cli tests benchmarks
+
+test-all: setup
+	$(PY) -m pytest -q
+
+lint: setup
+	$(PY) -m ruff check dpde_cli tests benchmarks
+	$(PY) -m ruff format --check dpde_cli tests benchmarks
+
+clean:
+	rm -rf $(VENV) outputs .pytest_cache

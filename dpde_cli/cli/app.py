@@ -1,0 +1,54 @@
+"""The root `dpde` command: global options and the subcommands."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from dpde_cli import __version__
+from dpde_cli.cli import models as models_cmd
+from dpde_cli.cli import predict as predict_cmd
+from dpde_cli.cli.common import GlobalOptions
+
+app = typer.Typer(
+    name="dpde",
+    help="Detail-preserving monocular depth estimation: photo in, metric depth out.",
+    no_args_is_help=True,
+    add_completion=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"dpde {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    device: Annotated[
+        str, typer.Option("--device", "-d", help="auto | cpu | cuda | cuda:N | mps.")
+    ] = "auto",
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="More detail on stderr.")
+    ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or notes.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show version.")
+    ] = False,
+) -> None:
+    """dpde: detail-preserving depth estimation (DPDE) from the command line."""
+    ctx.obj = GlobalOptions(device=device, verbose=verbose, quiet=quiet)
+
+
+app.command("predict", no_args_is_help=True)(predict_cmd.predict)
+app.command("models")(models_cmd.models)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

@@ -1,0 +1,37 @@
+"""`dpde models`: the registered models, their weights and sizes."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from dpde_cli.cli.common import emit_json, handle_errors
+
+
+@handle_errors
+def models(
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON record per model.")] = False,
+    pattern: Annotated[str, typer.Argument(help="Glob pattern on the names.")] = "*",
+) -> None:
+    """List the registered models: weights, input size, parameters, metrics."""
+    from dpde_cli.models_info import describe_models
+
+    records = describe_models(pattern)
+    if as_json:
+        for record in records:
+            emit_json(record)
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="dpde models")
+    for column in ("model", "params (global + gradient)", "input", "weights", "trained on"):
+        table.add_column(column, overflow="fold")
+    for r in records:
+        params = f"{r['params_global'] / 1e6:.2f} M + {r['params_gradient'] / 1e6:.3f} M"
+        weights = r["weights_file"] or "none shipped (use --weights)"
+        table.add_row(
+            r["name"], params, "x".join(map(str, r["input_size"])), weights, r["training_data"]
+        )
+    Console().print(table)

@@ -1,0 +1,274 @@
+"""`dpde predict`: photos in, metric depth maps out."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from dpde_cli.cli.common import (
+    DeviceOption,
+    ModelOption,
+    PrecisionOption,
+    WeightsOption,
+    emit_json,
+    err_console,
+    global_options,
+    handle_errors,
+    make_progress,
+    report_failures,
+    show_progress,
+)
+from dpde_cli.errors import DpdeError, UsageError
+from dpde_cli.io import DEPTH_FORMATS, FORMAT_EXTENSIONS, depth_format
+
+DEFAULT_OUTPUT = Path("outputs")
+
+
+@handle_errors
+def predict(
+    ctx: typer.Context,
+    inputs: Annotated[
+        list[str],
+        typer.Argument(help="Images, directories, glob patterns, or - to read paths from stdin."),
+    ],
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help=f"Output file (one input) or directory (default: ./{DEFAULT_OUTPUT}/).",
+        ),
+    ] = None,
+    fmt: Annotated[
+        str | None,
+        typer.Option(
+            "--format",
+            "-f",
+            help=f"{' | '.join(DEPTH_FORMATS)} (default: from -o's "
+            "extension, else png16 = 16-bit PNG in millimetres).",
+        ),
+    ] = None,
+    model: ModelOption = "dpde-lite",
+    weights: WeightsOption = None,
+    device: DeviceOption = None,
+    precision: PrecisionOption = "auto",
+    batch_size: Annotated[int, typer.Option("--batch-size", "-b", min=1)] = 4,
+    recursive: Annotated[
+        bool, typer.Option("--recursive", "-r", help="Descend into folders.")
+    ] = False,
+    overwrite: Annotated[bool, typer.Option(help="Replace existing outputs.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="One JSON record per input on stdout.")
+    ] = False,
+    fuse: Annotated[
+        bool, typer.Option("--fuse/--no-fuse", help="Refine with the IRLS gradient fusion.")
+    ] = True,
+    omega: Annotated[float, typer.Option(help="Fusion weight of the gradient term.")] = 10.0,
+    save_unfused: Annotated[
+        bool, typer.Option(help="Also write the global network's depth as <name>_unfused.")
+    ] = False,
+    save_gradients: Annotated[
+        bool, typer.Option(help="Also write (2, H, W) float32 gradients as <name>_gradients.npy.")
+    ] = False,
+    preview: Annotated[
+        bool, typer.Option(help="Also write a colour-mapped preview as <name>_color.png.")
+    ] = False,
+    colormap: Annotated[str, typer.Option(help="matplotlib colormap for previews.")] = "turbo",
+    depth_range: Annotated[
+        tuple[float, float] | None,
+        typer.Option(
+            help="NEAR FAR metres of the preview colours (default: the model's range, "
+            "the same for every frame)."
+        ),
+    ] = None,
+    max_pixels: Annotated[
+        int | None, typer.Option(help="Refuse larger images (default ~89 MP).")
+    ] = None,
+) -> None:
+    """Predict metric depth for photos.
+
+    Examples:
+
+        dpde predict photo.jpg -o depth.png
+
+        dpde predict photos/ -r -o out/ --preview --json
+
+        find photos -name '*.jpg' | dpde predict - -o out/
+    """
+    from dpde_cli.inputs import expand_inputs
+
+    opts = global_options(ctx)
+    items = expand_inputs(inputs, recursive=recursive)
+    single_file = output is not None and output.suffix != "" and not output.is_dir()
+    if single_file and len(items) > 1:
+        raise UsageError(
+            f"-o {output} is a file but there are {len(items)} inputs; give a directory"
+        )
+    fmt = depth_format(output, fmt) if single_file else (fmt or "png16")
+    if fmt not in DEPTH_FORMATS:
+        raise UsageError(f"unknown format {fmt!r}; use {', '.join(DEPTH_FORMATS)}")
+
+    predictor, spec = _make_predictor(
+        model, weights, device or opts.device, precision, omega if fuse else None
+    )
+    preview_range = tuple(depth_range) if depth_range else spec.depth_range
+    plans = [
+        _plan(item, output, single_file, fmt, save_unfused, save_gradients, preview)
+        for item in items
+    ]
+
+    failures: list[tuple[str, str]] = []
+    done = 0
+    with make_progress(show_progress(opts.quiet or as_json)) as progress:
+        task = progress.add_task("predict", total=len(items))
+
+        def finish(item_path: Path, record: dict[str, Any]) -> None:
+            nonlocal done
+            done += 1
+            if "error" in record:
+                failures.append((str(item_path), record["error"]))
+            if as_json:
+                emit_json(record)
+            elif "error" not in record:
+                typer.echo(record["output"])
+            progress.advance(task)
+
+        todo = []
+        for item, targets in zip(items, plans, strict=True):
+            existing = [str(p) for p in targets.values() if p.exists()]
+            if existing and not overwrite:
+                finish(
+                    item.path,
+                    {"input": str(item.path), "error": f"{existing[0]}: exists (use --overwrite)"},
+                )
+            else:
+                todo.append((item, targets))
+        for batch in _batches(todo, batch_size, max_pixels):
+            good = [(it, tg, im) for it, tg, im in batch if not isinstance(im, DpdeError)]
+            for it, _tg, im in batch:
+                if isinstance(im, DpdeError):
+                    finish(it.path, {"input": str(it.path), "error": str(im)})
+            if not good:
+                continue
+            predictions = predictor.predict([im for _, _, im in good])
+            for (it, targets, _im), pred in zip(good, predictions, strict=True):
+                try:
+                    record = _write(it.path, targets, pred, fmt, colormap, preview_range)
+                except (DpdeError, OSError) as exc:
+                    record = {"input": str(it.path), "error": f"{it.path}: cannot write ({exc})"}
+                finish(it.path, record)
+    report_failures(failures, len(items), opts.quiet)
+    if failures:
+        raise typer.Exit(1)
+
+
+def _make_predictor(
+    model: str, weights: str | None, device: str, precision: str, omega: float | None
+):
+    """Resolve device and precision, build the model and the Predictor."""
+    from dpde_cli.device import resolve_device, resolve_precision
+    from dpde_cli.predict import Predictor
+    from dpde_cli.registry import create_model
+
+    torch_device = resolve_device(device)
+    dtype = resolve_precision(torch_device, precision)
+    net = create_model(model, weights=weights if weights else "default")
+    fusion = None
+    if omega is not None:
+        from dpde_cli.fusion import FusionConfig
+
+        fusion = FusionConfig(omega=omega)
+    return Predictor(net, torch_device, dtype, fusion), net.spec
+
+
+def _plan(
+    item,
+    output: Path | None,
+    single_file: bool,
+    fmt: str,
+    unfused: bool,
+    gradients: bool,
+    preview: bool,
+) -> dict[str, Path]:
+    """Output paths of one input: depth, and the optional extras beside it."""
+    ext = FORMAT_EXTENSIONS[fmt]
+    if single_file:
+        depth_path = output
+    else:
+        depth_path = (output or DEFAULT_OUTPUT) / item.relative.with_suffix(ext)
+    base = depth_path.with_suffix("")
+    targets = {"depth": depth_path}
+    if unfused:
+        targets["unfused"] = base.with_name(base.name + "_unfused" + depth_path.suffix)
+    if gradients:
+        targets["gradients"] = base.with_name(base.name + "_gradients.npy")
+    if preview and fmt != "color":
+        targets["preview"] = base.with_name(base.name + "_color.png")
+    return targets
+
+
+def _batches(todo: list, batch_size: int, max_pixels: int | None):
+    """Decode in the background; group consecutive images of one size into batches."""
+    from dpde_cli.predict import prefetch_images
+
+    batch: list = []
+    paths = [it.path for it, _ in todo]
+    decoded = prefetch_images(paths, lookahead=2 * batch_size, max_pixels=max_pixels)
+    for (it, tg), (_path, image) in zip(todo, decoded, strict=True):
+        same = (
+            not batch
+            or isinstance(image, DpdeError)
+            or all(isinstance(b[2], DpdeError) or b[2].shape == image.shape for b in batch)
+        )
+        if not same or len(batch) >= batch_size:
+            yield batch
+            batch = []
+        batch.append((it, tg, image))
+    if batch:
+        yield batch
+
+
+def _write(
+    path: Path,
+    targets: dict[str, Path],
+    pred,
+    fmt: str,
+    colormap: str,
+    depth_range: tuple[float, float],
+) -> dict[str, Any]:
+    """Write one prediction's files atomically; return its JSON record."""
+    import numpy as np
+
+    from dpde_cli.io import atomic_path, write_depth
+
+    start = time.perf_counter()
+    write_depth(targets["depth"], pred.depth, fmt, colormap, depth_range)
+    if "unfused" in targets:
+        write_depth(targets["unfused"], pred.depth_unfused, fmt, colormap, depth_range)
+    if "gradients" in targets:
+        with atomic_path(targets["gradients"]) as tmp, open(tmp, "wb") as handle:
+            np.save(handle, pred.gradients.astype(np.float32))
+    if "preview" in targets:
+        write_depth(targets["preview"], pred.depth, "color", colormap, depth_range)
+    valid = pred.depth[np.isfinite(pred.depth)]
+    return {
+        "input": str(path),
+        "output": str(targets["depth"]),
+        "outputs": {k: str(v) for k, v in targets.items()},
+        "shape": list(pred.depth.shape),
+        "network_size": list(pred.network_size),
+        "depth_min": round(float(valid.min()), 4),
+        "depth_median": round(float(np.median(valid)), 4),
+        "depth_max": round(float(valid.max()), 4),
+        "fusion": pred.fusion,
+        "seconds": round(pred.seconds + time.perf_counter() - start, 4),
+    }
+
+
+def note(message: str, quiet: bool) -> None:
+    """A note on stderr unless --quiet."""
+    if not quiet:
+        err_console.print(message, markup=False, highlight=False)

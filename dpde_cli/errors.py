@@ -1,0 +1,26 @@
+"""Exceptions for expected failures; the CLI turns each into a one-line message and an exit code."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class DpdeError(Exception):
+    """An expected failure with a message fit to show a user as one line."""
+
+
+class InputError(DpdeError):
+    """A bad input file: names the file and the problem."""
+
+    def __init__(self, path: str | Path, problem: str) -> None:
+        self.path = str(path)
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}")
+
+
+class UsageError(DpdeError):
+    """A bad combination of options or arguments (exit code 2 in the CLI)."""
+
+
+class WeightsError(DpdeError):
+    """Missing, corrupt or mismatched model weights."""

@@ -1,0 +1,321 @@
+"""Reading images and depth maps, and writing depth atomically in every supported format.
+
+Depth formats, chosen by extension or by name:
+
+    png16   .png        uint16 millimetres, 0 = no depth (the BTS / AdaBins / DPT convention)
+    npy     .npy        float32 metres
+    pfm     .pfm        float32 metres (Portable Float Map, little-endian, rows bottom-up)
+    tiff    .tif/.tiff  float32 metres
+    color   .png/.jpg   a colour-mapped preview over a fixed depth range (not for reading)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from dpde_cli.errors import InputError, UsageError
+
+DEPTH_FORMATS = ("png16", "npy", "pfm", "tiff", "color")
+_EXTENSION_FORMATS = {
+    ".png": "png16",
+    ".npy": "npy",
+    ".pfm": "pfm",
+    ".tif": "tiff",
+    ".tiff": "tiff",
+    ".jpg": "color",
+    ".jpeg": "color",
+}
+FORMAT_EXTENSIONS = {
+    "png16": ".png",
+    "npy": ".npy",
+    "pfm": ".pfm",
+    "tiff": ".tiff",
+    "color": ".png",
+}
+IMAGE_EXTENSIONS = (
+    ".jpg",
+    ".jpeg",
+    ".png",
+    ".bmp",
+    ".tif",
+    ".tiff",
+    ".webp",
+    ".ppm",
+    ".pgm",
+    ".gif",
+    ".jp2",
+    ".heic",
+)
+MAX_PNG16_METRES = 65.535
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+
+
+# ------------------------------------------------------------------------------ images
+
+
+def read_image(path: str | Path, max_pixels: int | None = None) -> np.ndarray:
+    """Read any PIL-readable image as 8-bit RGB with its EXIF orientation applied.
+
+    RGBA and LA are composited on white, palette images converted, 16-bit and 32-bit
+    grayscale scaled to 8 bits.
+
+    Args:
+        path: image file.
+        max_pixels: refuse images with more pixels (default: PIL's decompression-bomb
+            limit, about 89 MP).
+
+    Returns:
+        (H, W, 3) uint8 array.
+
+    Raises:
+        InputError: missing, empty, not an image, truncated, or too large.
+    """
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "no such file" if not path.exists() else "not a file")
+    if path.stat().st_size == 0:
+        raise InputError(path, "empty file (0 bytes)")
+    limit = max_pixels or Image.MAX_IMAGE_PIXELS
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                if image.width * image.height > limit:
+                    raise InputError(
+                        path,
+                        f"image too large ({image.width}x{image.height} = "
+                        f"{image.width * image.height / 1e6:.0f} MP; the limit is "
+                        f"{limit / 1e6:.0f} MP)",
+                    )
+                image.load()
+                image = ImageOps.exif_transpose(image)
+                return _to_rgb8(image)
+    except InputError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise InputError(path, f"refused as a decompression bomb ({exc})") from exc
+    except UnidentifiedImageError:
+        raise InputError(path, "not an image (PIL cannot identify it)") from None
+    except MemoryError:
+        raise InputError(path, "image too large for memory") from None
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise InputError(path, f"cannot decode image ({exc})") from exc
+
+
+def _to_rgb8(image) -> np.ndarray:
+    """Convert a loaded PIL image of any mode to (H, W, 3) uint8."""
+    from PIL import Image
+
+    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        array = np.asarray(image, dtype=np.float64)
+        top = 65535.0 if image.mode.startswith("I;16") or array.max() > 255 else 255.0
+        gray = np.clip(array / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return np.repeat(gray[..., None], 3, axis=2)
+    if image.mode == "P":
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(background, rgba)
+    return np.asarray(image.convert("RGB"), dtype=np.uint8).copy()
+
+
+# ------------------------------------------------------------------------------ depth
+
+
+def depth_format(path: str | Path, fmt: str | None = None) -> str:
+    """The depth format for an output path: ``fmt`` if given, else from the extension."""
+    if fmt is not None:
+        if fmt not in DEPTH_FORMATS:
+            raise UsageError(f"unknown depth format {fmt!r}; use {', '.join(DEPTH_FORMATS)}")
+        return fmt
+    suffix = Path(path).suffix.lower()
+    if suffix not in _EXTENSION_FORMATS:
+        raise UsageError(
+            f"{path}: cannot tell the depth format from the extension {suffix!r}; "
+            f"use .png (16-bit mm), .npy, .pfm, .tiff, .jpg (preview) or --format"
+        )
+    return _EXTENSION_FORMATS[suffix]
+
+
+def read_depth(path: str | Path, scale: float = 1000.0) -> np.ndarray:
+    """Read a depth map in metres; 0 or NaN marks missing depth.
+
+    Args:
+        path: .png (integer units, ``scale`` units per metre: 1000 for millimetres),
+            .npy, .pfm, .tif/.tiff (float metres).
+        scale: units per metre of integer PNG depth.
+
+    Returns:
+        (H, W) float32 metres.
+
+    Raises:
+        InputError: missing, unreadable, or not a single-channel depth map.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "no such file")
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".npy":
+            depth = np.load(path, allow_pickle=False)
+        elif suffix == ".pfm":
+            depth = read_pfm(path)
+        elif suffix in (".png", ".tif", ".tiff"):
+            from PIL import Image
+
+            with Image.open(path) as image:
+                if image.mode in ("RGB", "RGBA", "P", "LA"):
+                    raise InputError(path, f"a colour image ({image.mode}), not a depth map")
+                depth = np.asarray(image)
+            if suffix == ".png" or np.issubdtype(depth.dtype, np.integer):
+                depth = depth.astype(np.float32) / scale
+        else:
+            raise InputError(path, f"unknown depth format {suffix!r} (use .png, .npy, .pfm, .tiff)")
+    except InputError:
+        raise
+    except Exception as exc:  # PIL, numpy and our PFM parser raise many kinds
+        raise InputError(path, f"cannot read depth ({exc})") from exc
+    depth = np.squeeze(np.asarray(depth, dtype=np.float32))
+    if depth.ndim != 2:
+        raise InputError(path, f"expected a single-channel depth map, got shape {depth.shape}")
+    return depth
+
+
+def read_pfm(path: Path) -> np.ndarray:
+    """Read a Portable Float Map: (H, W) or (H, W, 3) float32, rows top-down."""
+    with open(path, "rb") as handle:
+        header = handle.readline().strip()
+        if header not in (b"Pf", b"PF"):
+            raise ValueError("not a PFM file")
+        width, height = (int(v) for v in handle.readline().split())
+        scale = float(handle.readline().strip())
+        dtype = "<f4" if scale < 0 else ">f4"
+        channels = 3 if header == b"PF" else 1
+        data = np.fromfile(handle, dtype=dtype, count=width * height * channels)
+    if data.size != width * height * channels:
+        raise ValueError("truncated PFM file")
+    shape = (height, width, channels) if channels == 3 else (height, width)
+    return np.flipud(data.reshape(shape)).astype(np.float32)
+
+
+def _pfm_bytes(depth: np.ndarray) -> bytes:
+    """Encode (H, W) float32 as a little-endian PFM."""
+    height, width = depth.shape
+    header = f"Pf\n{width} {height}\n-1.0\n".encode("ascii")
+    return header + np.flipud(depth).astype("<f4").tobytes()
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it over ``path`` only on success.
+
+    A failure (or Ctrl-C) leaves no partial file under the final name.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(
+        prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent
+    )
+    os.close(fd)
+    tmp_path = Path(tmp)
+    os.chmod(tmp_path, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the usual permissions
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    finally:
+        tmp_path.unlink(missing_ok=True)
+
+
+def write_depth(
+    path: str | Path,
+    depth: np.ndarray,
+    fmt: str | None = None,
+    colormap: str = "turbo",
+    depth_range: tuple[float, float] | None = None,
+) -> Path:
+    """Write a (H, W) depth map in metres atomically.
+
+    Args:
+        path: output file.
+        depth: (H, W) float metres; NaN or <= 0 means no depth.
+        fmt: one of DEPTH_FORMATS, or None to use the extension.
+        colormap: matplotlib colormap name for the "color" format.
+        depth_range: (near, far) metres mapped to the ends of the colormap; a fixed range
+            keeps a batch of previews comparable. Default: the map's own 2nd-98th percentile.
+
+    Returns:
+        The path written.
+    """
+    fmt = depth_format(path, fmt)
+    depth = np.asarray(depth, dtype=np.float32)
+    if depth.ndim != 2:
+        raise ValueError(f"depth must be (H, W), got {depth.shape}")
+    with atomic_path(path) as tmp:
+        if fmt == "npy":
+            with open(tmp, "wb") as handle:
+                np.save(handle, depth)
+        elif fmt == "pfm":
+            tmp.write_bytes(_pfm_bytes(depth))
+        elif fmt == "png16":
+            _save_pil(_to_png16(depth), tmp, "PNG")
+        elif fmt == "tiff":
+            _save_pil(depth, tmp, "TIFF")
+        else:
+            rgb = colorize(depth, colormap, depth_range)
+            _save_pil(rgb, tmp, "JPEG" if Path(path).suffix.lower() in (".jpg", ".jpeg") else "PNG")
+    return Path(path)
+
+
+def _to_png16(depth: np.ndarray) -> np.ndarray:
+    """Metres -> uint16 millimetres, 0 for missing, saturating at 65.535 m."""
+    mm = np.nan_to_num(depth, nan=0.0, posinf=0.0, neginf=0.0) * 1000.0
+    return np.clip(np.rint(mm), 0, 65535).astype(np.uint16)
+
+
+def _save_pil(array: np.ndarray, path: Path, pil_format: str) -> None:
+    """Save an array through PIL with an explicit format (temporary names hide the suffix)."""
+    from PIL import Image
+
+    Image.fromarray(array).save(path, format=pil_format)
+
+
+def colorize(
+    depth: np.ndarray, colormap: str = "turbo", depth_range: tuple[float, float] | None = None
+) -> np.ndarray:
+    """Colour-map a depth map: near = first colour of the map, far = last; missing = black.
+
+    Args:
+        depth: (H, W) metres.
+        colormap: a matplotlib colormap name.
+        depth_range: (near, far) metres; default the 2nd and 98th percentiles of valid depth.
+
+    Returns:
+        (H, W, 3) uint8.
+    """
+    from matplotlib import colormaps
+
+    if colormap not in colormaps:
+        raise UsageError(f"unknown colormap {colormap!r} (any matplotlib colormap name works)")
+    valid = np.isfinite(depth) & (depth > 0)
+    if depth_range is None:
+        if valid.any():
+            near, far = np.percentile(depth[valid], [2, 98])
+        else:
+            near, far = 0.0, 1.0
+    else:
+        near, far = depth_range
+    scaled = np.clip((depth - near) / max(far - near, 1e-6), 0.0, 1.0)
+    rgb = colormaps[colormap](np.where(valid, scaled, 0.0), bytes=True)[..., :3]
+    rgb[~valid] = 0
+    return rgb

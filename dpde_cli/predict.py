@@ -1,0 +1,212 @@
+"""Running a DPDE model on images: resize, network, fusion, back to full resolution.
+
+Example:
+    >>> predictor = Predictor(create_model("dpde-lite"), torch.device("cpu"))
+    >>> [prediction] = predictor.predict([read_image("photo.jpg")])
+    >>> prediction.depth.shape  # (H, W) metres at the photo's resolution
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from dpde_cli.errors import DpdeError
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+    from dpde_cli.fusion import FusionConfig
+
+
+@dataclass
+class Prediction:
+    """A model's answer for one image, at the image's full resolution.
+
+    Attributes:
+        depth: (H, W) float32 metres, fused unless fusion was off.
+        depth_unfused: (H, W) float32 metres from the global network alone.
+        gradients: (2, H, W) float32 predicted (G_x, G_y), metres per full-resolution pixel.
+        network_size: (h, w) the network ran at.
+        fusion: fusion statistics (iterations, objective, converged), or None.
+        seconds: wall time for this image's share of its batch.
+    """
+
+    depth: np.ndarray
+    depth_unfused: np.ndarray
+    gradients: np.ndarray
+    network_size: tuple[int, int]
+    fusion: dict[str, Any] | None
+    seconds: float
+
+
+def inference_size(trained: tuple[int, int], image: tuple[int, int]) -> tuple[int, int]:
+    """The (h, w) to run a model at for an image of size (H, W).
+
+    The trained size when the aspect ratios match (within 1%); otherwise a size with the
+    same pixel count and the image's aspect ratio, each side a multiple of 32.
+    """
+    th, tw = trained
+    ih, iw = image
+    if abs((iw / ih) / (tw / th) - 1.0) < 0.01:
+        return trained
+    pixels = th * tw
+    width = math.sqrt(pixels * iw / ih)
+    height = pixels / width
+    return max(32, round(height / 32) * 32), max(32, round(width / 32) * 32)
+
+
+def to_tensor(image: np.ndarray) -> torch.Tensor:
+    """(H, W, 3) uint8 -> (1, 3, H, W) float32 in [0, 1]."""
+    import torch
+
+    return torch.from_numpy(image).permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
+
+
+def resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Bilinear resize of (B, C, H, W), antialiased when shrinking."""
+    import torch.nn.functional as F
+
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
+    shrink = size[0] < x.shape[-2] or size[1] < x.shape[-1]
+    return F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=shrink)
+
+
+def resize_gradients(gradients: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Resize (B, 2, h, w) per-pixel gradients to (H, W), rescaling to the new pixel size."""
+    h, w = gradients.shape[-2:]
+    out = resize(gradients, size)
+    scale = out.new_tensor([w / size[1], h / size[0]]).view(1, 2, 1, 1)
+    return out * scale
+
+
+class Predictor:
+    """Runs a registered model on batches of images, with fusion, on one device.
+
+    Args:
+        model: from ``registry.create_model`` (its ``spec`` gives input size and depth range).
+        device: where to run (see ``device.resolve_device``).
+        precision: autocast dtype (``device.resolve_precision``), None for fp32.
+        fusion: FusionConfig for the IRLS fusion, or None to skip it.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        device: torch.device,
+        precision: torch.dtype | None = None,
+        fusion: FusionConfig | None = None,
+    ) -> None:
+        self.model = model.to(device).eval()
+        self.spec = model.spec
+        self.device = device
+        self.precision = precision
+        self.fusion = fusion
+
+    def network_size(self, image_size: tuple[int, int]) -> tuple[int, int]:
+        """The size this model runs at for an image of (H, W)."""
+        return inference_size(self.spec.input_size, image_size)
+
+    def run_network(self, batch: torch.Tensor, flip: bool = False) -> tuple[torch.Tensor, ...]:
+        """Depth and gradients at the batch's own size.
+
+        Args:
+            batch: (B, 3, h, w) RGB in [0, 1] on the device.
+            flip: average the depth with that of the mirrored image (test-time augmentation).
+
+        Returns:
+            depth (B, 1, h, w) metres clipped to the model's depth range, and gradients
+            (B, 2, h, w) metres per pixel.
+        """
+        import torch
+
+        from dpde_cli.device import autocast
+
+        with torch.no_grad(), autocast(self.device, self.precision):
+            out = self.model(batch)
+            depth = out.depth
+            if flip:
+                depth = 0.5 * (depth + self.model(batch.flip(-1)).depth.flip(-1))
+        low, high = self.spec.depth_range
+        return depth.float().clamp_(low, high), out.gradients.float()
+
+    def fuse(self, depth: torch.Tensor, gradients: torch.Tensor) -> tuple[torch.Tensor, list]:
+        """IRLS fusion of (B, 1, h, w) depth with (B, 2, h, w) gradients; returns stats too."""
+        from dpde_cli.fusion import irls_fuse
+
+        if self.device.type == "cuda":
+            result = irls_fuse(depth, gradients[:, :1], gradients[:, 1:], config=self.fusion)
+            return result.depth, [_fusion_stats(result)] * depth.shape[0]
+        fused, stats = [], []
+        for d, g in zip(depth.cpu().numpy(), gradients.cpu().numpy(), strict=True):
+            result = irls_fuse(d[0], g[0], g[1], config=self.fusion)
+            fused.append(result.depth)
+            stats.append(_fusion_stats(result))
+        import torch
+
+        return torch.from_numpy(np.stack(fused)[:, None]).to(depth), stats
+
+    def predict(self, images: list[np.ndarray]) -> list[Prediction]:
+        """Predict depth for images of one size: (H, W, 3) uint8 each."""
+        import torch
+
+        start = time.perf_counter()
+        sizes = {im.shape[:2] for im in images}
+        if len(sizes) != 1:
+            raise ValueError("predict() takes images of one size; group them first")
+        full = sizes.pop()
+        net = self.network_size(full)
+        batch = torch.cat([to_tensor(im) for im in images]).to(self.device)
+        depth, gradients = self.run_network(resize(batch, net))
+        if self.fusion is not None:
+            fused, stats = self.fuse(depth, gradients)
+        else:
+            fused, stats = depth, [None] * len(images)
+        fused_full = resize(fused, full).cpu().numpy()[:, 0]
+        unfused_full = resize(depth, full).cpu().numpy()[:, 0]
+        grads_full = resize_gradients(gradients, full).cpu().numpy()
+        seconds = (time.perf_counter() - start) / len(images)
+        return [
+            Prediction(fused_full[i], unfused_full[i], grads_full[i], net, stats[i], seconds)
+            for i in range(len(images))
+        ]
+
+
+def _fusion_stats(result: Any) -> dict[str, Any]:
+    """The JSON-friendly summary of a FusionResult."""
+    return {
+        "irls_iterations": int(result.irls_iterations),
+        "cg_iterations": int(result.cg_iterations),
+        "objective": float(result.objective),
+        "converged": bool(result.converged),
+    }
+
+
+def prefetch_images(
+    paths: Iterable[Path], workers: int = 2, lookahead: int = 8, max_pixels: int | None = None
+) -> Iterator[tuple[Path, np.ndarray | DpdeError]]:
+    """Decode images in background threads, yielding (path, image or the error) in order."""
+    from dpde_cli.io import read_image
+
+    def load(path: Path) -> np.ndarray | DpdeError:
+        try:
+            return read_image(path, max_pixels=max_pixels)
+        except DpdeError as exc:
+            return exc
+
+    paths = list(paths)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = [pool.submit(load, p) for p in paths[:lookahead]]
+        for index, path in enumerate(paths):
+            if index + lookahead < len(paths):
+                futures.append(pool.submit(load, paths[index + lookahead]))
+            yield path, futures[index].result()

@@ -1,0 +1,277 @@
+"""Model registry: names -> builders and frozen weights specs, shared by every command.
+
+Example:
+    >>> from dpde_cli.registry import create_model, list_models
+    >>> list_models()
+    ['dpde-lite', 'dpde-r50']
+    >>> model = create_model("dpde-lite")  # shipped weights, sha256-checked
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
+
+from dpde_cli.errors import UsageError, WeightsError
+
+if TYPE_CHECKING:
+    from torch import nn
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+WEIGHTS_DIR = Path(
+    os.environ.get("DPDE_WEIGHTS_DIR", Path(__file__).resolve().parents[1] / "weights")
+)
+
+
+@dataclass(frozen=True)
+class WeightsSpec:
+    """Everything a caller needs to know about a model's weights and its input/output.
+
+    Attributes:
+        file: file name under ``weights/`` (None: no weights shipped yet).
+        sha256: hex digest of that file.
+        input_size: (H, W) the model was trained at.
+        mean, std: normalisation the model applies to RGB in [0, 1].
+        output: what the depth output means ("metric depth, metres").
+        depth_range: (min, max) metres the model was trained on; predictions are clipped to it.
+        training_data: what the weights were trained on, and how (command, seed).
+        metrics: measured metrics, name -> value, with the protocol in ``metrics_protocol``.
+        metrics_protocol: how the metrics were measured.
+        licence: licence of the weights.
+    """
+
+    file: str | None
+    sha256: str | None
+    input_size: tuple[int, int]
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    output: str = "metric depth, metres"
+    depth_range: tuple[float, float] = (0.1, 10.0)
+    training_data: str = "none (no weights shipped)"
+    metrics: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
+    metrics_protocol: str = ""
+    licence: str = "Apache-2.0"
+
+    @property
+    def path(self) -> Path | None:
+        """Absolute path of the shipped file, or None."""
+        return WEIGHTS_DIR / self.file if self.file else None
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One registered model: how to build it and what its weights are."""
+
+    name: str
+    builder: Callable[..., nn.Module]
+    description: str
+    weights: WeightsSpec
+
+
+_REGISTRY: dict[str, ModelEntry] = {}
+
+
+def register_model(name: str, description: str, weights: WeightsSpec) -> Callable:
+    """Decorator registering ``builder(pretrained: bool) -> nn.Module`` under ``name``.
+
+    Raises:
+        ValueError: the name is taken.
+    """
+
+    def wrap(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        if name in _REGISTRY:
+            raise ValueError(f"model {name!r} is already registered")
+        _REGISTRY[name] = ModelEntry(name, builder, description, weights)
+        return builder
+
+    return wrap
+
+
+def list_models(pattern: str = "*") -> list[str]:
+    """Registered model names matching a glob pattern, sorted."""
+    return sorted(n for n in _REGISTRY if fnmatch.fnmatch(n, pattern))
+
+
+def get_entry(name: str) -> ModelEntry:
+    """The registry entry of ``name``; a UsageError lists the known names."""
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        known = ", ".join(list_models())
+        raise UsageError(f"unknown model {name!r}; known models: {known}") from None
+
+
+def create_model(
+    name: str, weights: str | Path | None = "default", pretrained: bool = False
+) -> nn.Module:
+    """Build a registered model, optionally loading weights.
+
+    Args:
+        name: registered name (see ``list_models``).
+        weights: "default" for the shipped weights, a path to a checkpoint, or None for
+            an untrained model.
+        pretrained: initialise the encoder from ImageNet (only when ``weights`` is None).
+
+    Returns:
+        The model in eval mode on the CPU, with its WeightsSpec as ``model.spec``.
+
+    Raises:
+        WeightsError: no shipped weights, a missing file, a sha256 mismatch, or a
+            checkpoint that does not fit the model.
+    """
+    entry = get_entry(name)
+    model = entry.builder(pretrained=pretrained and weights is None)
+    if weights == "default":
+        spec = entry.weights
+        if spec.path is None:
+            raise WeightsError(
+                f"model {name!r} has no shipped weights yet; pass --weights PATH "
+                "(a checkpoint from `dpde train`)"
+            )
+        load_weights(model, spec.path, expected_sha256=spec.sha256)
+    elif weights is not None:
+        load_weights(model, Path(weights))
+    model.spec = entry.weights
+    model.name = name
+    return model.eval()
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def read_state_dict(path: Path) -> dict[str, Any]:
+    """Load a checkpoint as untrusted input: tensors and plain containers only.
+
+    Accepts a bare state dict or a training checkpoint holding one under "model".
+    """
+    import torch
+
+    if not path.is_file():
+        raise WeightsError(f"{path}: weights file not found")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # pickle errors, truncated zip, refused globals
+        raise WeightsError(f"{path}: not a loadable weights file ({exc})") from exc
+    if isinstance(state, dict) and isinstance(state.get("model"), dict):
+        state = state["model"]
+    if not isinstance(state, dict) or not all(isinstance(k, str) for k in state):
+        raise WeightsError(f"{path}: not a state dict")
+    return state
+
+
+def load_weights(model: nn.Module, path: Path, expected_sha256: str | None = None) -> None:
+    """Check a weights file (sha256, keys, shapes) and load it into ``model`` in place."""
+    if not path.is_file():
+        raise WeightsError(f"{path}: weights file not found")
+    if expected_sha256 is not None:
+        actual = sha256_file(path)
+        if actual != expected_sha256:
+            raise WeightsError(
+                f"{path}: sha256 mismatch (expected {expected_sha256[:12]}..., "
+                f"got {actual[:12]}...); the file is corrupt or not the shipped one"
+            )
+    state = read_state_dict(path)
+    check_state_dict(model, state, path)
+    own = model.state_dict()
+    model.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()})
+
+
+def check_state_dict(model: nn.Module, state: Mapping[str, Any], path: Path) -> None:
+    """Raise a WeightsError naming the keys and shapes that do not match the model."""
+    own = model.state_dict()
+    problems = []
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    if missing:
+        problems.append(f"missing {len(missing)} keys ({_first(missing)})")
+    if unexpected:
+        problems.append(f"unexpected {len(unexpected)} keys ({_first(unexpected)})")
+    wrong = [
+        f"{k}: {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
+        for k in sorted(set(own) & set(state))
+        if getattr(state[k], "shape", None) != own[k].shape
+    ]
+    if wrong:
+        problems.append(f"{len(wrong)} shape mismatches ({_first(wrong)})")
+    if problems:
+        raise WeightsError(f"{path}: does not fit the model: " + "; ".join(problems))
+
+
+def _first(items: list[str], count: int = 3) -> str:
+    """The first few items joined, with an ellipsis when there are more."""
+    return ", ".join(items[:count]) + (", ..." if len(items) > count else "")
+
+
+def parameter_count(model: nn.Module) -> int:
+    """Number of parameters."""
+    return sum(p.numel() for p in model.parameters())
+
+
+# ---------------------------------------------------------------------------- the models
+
+
+@register_model(
+    "dpde-r50",
+    "The paper's modified FCRN (ResNet-50, up-projections, U-Net laterals) + gradient net",
+    WeightsSpec(
+        file=None,
+        sha256=None,
+        input_size=(240, 320),
+        mean=IMAGENET_MEAN,
+        std=IMAGENET_STD,
+        training_data="none shipped: train on NYUv2 with `dpde train --model dpde-r50`",
+        licence="Apache-2.0 (code); torchvision ResNet-50 ImageNet weights: BSD-3-Clause",
+    ),
+)
+def dpde_r50(pretrained: bool = False) -> nn.Module:
+    """The paper's network: FCRN widths (1024..64); gradient net width 108 (~1/76 of FCRN)."""
+    from dpde_cli.models.dpde import DPDE
+    from dpde_cli.models.encoders import ResNet50Encoder
+
+    return DPDE(
+        ResNet50Encoder(pretrained=pretrained),
+        decoder_channels=(1024, 512, 256, 128, 64),
+        gradient_width=108,
+        mean=IMAGENET_MEAN,
+        std=IMAGENET_STD,
+    )
+
+
+@register_model(
+    "dpde-lite",
+    "DPDE design on an EfficientNet-Lite0 encoder (ImageNet) for CPU speed",
+    WeightsSpec(
+        file=None,
+        sha256=None,
+        input_size=(240, 320),
+        mean=(0.5, 0.5, 0.5),
+        std=(0.5, 0.5, 0.5),
+        training_data="none shipped yet",
+        licence="Apache-2.0 (code and EfficientNet-Lite0 ImageNet weights)",
+    ),
+)
+def dpde_lite(pretrained: bool = False) -> nn.Module:
+    """EfficientNet-Lite0 encoder, a narrow up-projection decoder, a 16-wide gradient net."""
+    from dpde_cli.models.dpde import DPDE
+    from dpde_cli.models.encoders import EfficientNetLite0Encoder
+
+    return DPDE(
+        EfficientNetLite0Encoder(pretrained=pretrained),
+        decoder_channels=(256, 128, 64, 32, 16),
+        gradient_width=16,
+        mean=(0.5, 0.5, 0.5),
+        std=(0.5, 0.5, 0.5),
+    )

@@ -1,0 +1,196 @@
+"""`dpde predict` through the CLI: inputs of every kind, outputs, --json, bad files, exits."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from dpde_cli.cli.app import app
+from dpde_cli.io import read_depth
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def photos(tmp_path: Path) -> Path:
+    """A folder of small photos in two subfolders, of two sizes."""
+    rng = np.random.default_rng(0)
+    root = tmp_path / "photos"
+    for name, size in (("a/one.jpg", (48, 64)), ("a/two.png", (48, 64)), ("b/three.jpg", (60, 45))):
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 255, (*size, 3), dtype=np.uint8)).save(root / name)
+    return root
+
+
+def run(*args: str, stdin: str | None = None):
+    return runner.invoke(app, ["--device", "cpu", *args], input=stdin)
+
+
+def base_args(weights: Path) -> list[str]:
+    return ["--model", "dpde-tiny", "--weights", str(weights)]
+
+
+def test_single_file_each_format(photos: Path, tiny_weights: Path, tmp_path: Path) -> None:
+    for suffix in (".png", ".npy", ".pfm", ".tiff"):
+        out = tmp_path / f"depth{suffix}"
+        result = run(
+            "predict",
+            str(photos / "a/one.jpg"),
+            "-o",
+            str(out),
+            "--no-fuse",
+            *base_args(tiny_weights),
+        )
+        assert result.exit_code == 0, result.output
+        depth = read_depth(out)
+        assert depth.shape == (48, 64)  # back at the photo's full resolution
+        assert (depth > 0).all()
+
+
+def test_directory_recursive_keeps_layout_and_json(
+    photos: Path, tiny_weights: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    result = run(
+        "predict",
+        str(photos),
+        "-r",
+        "-o",
+        str(out),
+        "--json",
+        "--no-fuse",
+        "--preview",
+        "--save-gradients",
+        "--batch-size",
+        "2",
+        *base_args(tiny_weights),
+    )
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert {Path(r["output"]).relative_to(out).as_posix() for r in records} == {
+        "a/one.png",
+        "a/two.png",
+        "b/three.png",
+    }
+    for record in records:
+        assert record["depth_min"] <= record["depth_median"] <= record["depth_max"]
+        assert Path(record["outputs"]["preview"]).is_file()
+        gradients = np.load(record["outputs"]["gradients"])
+        assert gradients.shape == (2, *record["shape"])
+    assert records[2]["shape"] == [60, 45]
+
+
+def test_glob_and_stdin(photos: Path, tiny_weights: Path, tmp_path: Path) -> None:
+    result = run(
+        "predict",
+        str(photos / "a" / "*.jpg"),
+        "-o",
+        str(tmp_path / "g"),
+        "--no-fuse",
+        *base_args(tiny_weights),
+    )
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "g" / "one.png").is_file()
+    listing = f"{photos}/a/one.jpg\n{photos}/b/three.jpg\n"
+    result = run(
+        "predict",
+        "-",
+        "-o",
+        str(tmp_path / "s"),
+        "--no-fuse",
+        *base_args(tiny_weights),
+        stdin=listing,
+    )
+    assert result.exit_code == 0, result.output
+    assert sorted(
+        p.relative_to(tmp_path / "s").as_posix() for p in (tmp_path / "s").rglob("*.png")
+    ) == ["a/one.png", "b/three.png"]
+
+
+def test_bad_files_exit_1_rest_processed_no_partial_output(
+    photos: Path, tiny_weights: Path, tmp_path: Path
+) -> None:
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "empty.jpg").write_bytes(b"")
+    (bad / "text.jpg").write_bytes(b"this is not a jpeg")
+    good = (photos / "a/two.png").read_bytes()
+    (bad / "truncated.png").write_bytes(good[: len(good) // 3])
+    out = tmp_path / "out"
+    result = run(
+        "predict",
+        str(bad / "empty.jpg"),
+        str(bad / "text.jpg"),
+        str(bad / "truncated.png"),
+        str(bad / "missing.jpg"),
+        str(photos / "a/one.jpg"),
+        "-o",
+        str(out),
+        "--no-fuse",
+        "--json",
+        *base_args(tiny_weights),
+    )
+    assert result.exit_code == 1
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    errors = [r for r in records if "error" in r]
+    assert len(errors) == 4 and len(records) == 5
+    assert any("empty.jpg: empty file" in r["error"] for r in errors)
+    assert any("missing.jpg: no such file" in r["error"] for r in errors)
+    assert "4 of 5 input(s) failed" in result.stderr
+    written = [p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()]
+    assert written == ["photos/a/one.png"]  # nothing partial, the inputs' layout kept
+
+
+def test_no_overwrite_without_flag(photos: Path, tiny_weights: Path, tmp_path: Path) -> None:
+    out = tmp_path / "d.png"
+    args = [
+        "predict",
+        str(photos / "a/one.jpg"),
+        "-o",
+        str(out),
+        "--no-fuse",
+        *base_args(tiny_weights),
+    ]
+    assert run(*args).exit_code == 0
+    result = run(*args)
+    assert result.exit_code == 1 and "exists (use --overwrite)" in result.stderr
+    assert run(*args, "--overwrite").exit_code == 0
+
+
+def test_usage_errors_exit_2(photos: Path, tiny_weights: Path, tmp_path: Path) -> None:
+    many_to_file = run(
+        "predict",
+        str(photos / "a/one.jpg"),
+        str(photos / "a/two.png"),
+        "-o",
+        str(tmp_path / "x.png"),
+        *base_args(tiny_weights),
+    )
+    assert many_to_file.exit_code == 2 and "give a directory" in many_to_file.stderr
+    absent = runner.invoke(
+        app, ["--device", "cuda:7", "predict", str(photos / "a/one.jpg"), *base_args(tiny_weights)]
+    )
+    if absent.exit_code != 0:  # unless this machine really has eight GPUs
+        assert absent.exit_code == 2 and "cuda:7" in absent.stderr
+    unknown = run("predict", str(photos / "a/one.jpg"), "--model", "nope")
+    assert unknown.exit_code == 2 and "known models" in unknown.stderr
+
+
+def test_model_without_weights_says_so(photos: Path) -> None:
+    result = run("predict", str(photos / "a/one.jpg"), "--model", "dpde-r50")
+    assert result.exit_code == 1
+    assert "no shipped weights" in result.stderr and "--weights" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_models_command_lists_parameters() -> None:
+    result = runner.invoke(app, ["models", "--json"])
+    assert result.exit_code == 0
+    records = {r["name"]: r for r in map(json.loads, result.stdout.splitlines())}
+    assert records["dpde-r50"]["params_gradient"] > 0
+    assert records["dpde-lite"]["input_size"] == [240, 320]

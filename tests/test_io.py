@@ -1,0 +1,169 @@
+"""Reading images of every kind and writing/reading depth in every format."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from dpde_cli.errors import InputError, UsageError
+from dpde_cli.io import atomic_path, colorize, read_depth, read_image, write_depth
+
+
+@pytest.fixture
+def depth() -> np.ndarray:
+    rng = np.random.default_rng(0)
+    d = rng.uniform(0.3, 9.0, size=(30, 40)).astype(np.float32)
+    d[3, 4] = 0.0  # missing
+    return d
+
+
+@pytest.mark.parametrize(
+    ("suffix", "tolerance"), [(".npy", 0.0), (".pfm", 0.0), (".tiff", 0.0), (".png", 5e-4)]
+)
+def test_depth_formats_round_trip(
+    depth: np.ndarray, tmp_path: Path, suffix: str, tolerance: float
+) -> None:
+    path = write_depth(tmp_path / f"d{suffix}", depth)
+    back = read_depth(path)
+    assert back.dtype == np.float32 and back.shape == depth.shape
+    np.testing.assert_allclose(back, depth, atol=tolerance, rtol=0)
+    assert back[3, 4] == 0.0
+
+
+def test_png16_is_millimetres(depth: np.ndarray, tmp_path: Path) -> None:
+    path = write_depth(tmp_path / "d.png", depth)
+    raw = np.asarray(Image.open(path))
+    assert raw.dtype == np.uint16
+    assert raw[0, 0] == round(depth[0, 0] * 1000)
+
+
+def test_png16_saturates_instead_of_wrapping(tmp_path: Path) -> None:
+    path = write_depth(tmp_path / "far.png", np.full((2, 2), 80.0, np.float32))
+    assert np.asarray(Image.open(path)).max() == 65535
+
+
+def test_pfm_is_bottom_up_little_endian(tmp_path: Path) -> None:
+    d = np.arange(6, dtype=np.float32).reshape(2, 3)
+    path = write_depth(tmp_path / "d.pfm", d)
+    raw = path.read_bytes()
+    assert raw.startswith(b"Pf\n3 2\n-1.0\n")
+    first_row_stored = np.frombuffer(raw[-24:-12], "<f4")
+    np.testing.assert_array_equal(first_row_stored, d[1])
+
+
+def test_colour_preview_fixed_range(depth: np.ndarray, tmp_path: Path) -> None:
+    rgb = colorize(depth, "turbo", (0.0, 10.0))
+    assert rgb.shape == (30, 40, 3) and rgb.dtype == np.uint8
+    assert (rgb[3, 4] == 0).all()  # missing depth is black
+    # A fixed range makes the colour of a depth independent of the rest of the map.
+    other = colorize(np.full_like(depth, depth[0, 0]), "turbo", (0.0, 10.0))
+    assert (other[0, 0] == rgb[0, 0]).all()
+    path = write_depth(tmp_path / "c.png", depth, "color", depth_range=(0.0, 10.0))
+    assert Image.open(path).mode == "RGB"
+
+
+def test_unknown_extension_and_colormap(depth: np.ndarray, tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="extension"):
+        write_depth(tmp_path / "d.xyz", depth)
+    with pytest.raises(UsageError, match="colormap"):
+        colorize(depth, "no-such-map")
+
+
+def test_atomic_write_leaves_nothing_on_failure(tmp_path: Path) -> None:
+    target = tmp_path / "out.png"
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+        tmp.write_bytes(b"partial")
+        raise RuntimeError("boom")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_read_depth_rejects_colour_and_missing(tmp_path: Path) -> None:
+    Image.new("RGB", (4, 4)).save(tmp_path / "rgb.png")
+    with pytest.raises(InputError, match="rgb.png: a colour image"):
+        read_depth(tmp_path / "rgb.png")
+    with pytest.raises(InputError, match="no such file"):
+        read_depth(tmp_path / "none.png")
+
+
+# ---------------------------------------------------------------------------- images
+
+
+def _save(image: Image.Image, path: Path, **kwargs) -> Path:
+    image.save(path, **kwargs)
+    return path
+
+
+def test_exif_orientation_is_applied(tmp_path: Path) -> None:
+    array = np.zeros((20, 40, 3), np.uint8)
+    array[:, :10] = 255  # white on the left
+    image = Image.fromarray(array)
+    exif = image.getexif()
+    exif[0x0112] = 6  # rotate 90 CW to display
+    path = _save(image, tmp_path / "rot.jpg", exif=exif, quality=95)
+    out = read_image(path)
+    assert out.shape == (40, 20, 3)
+    assert out[:10].mean() > 200 and out[-10:].mean() < 50  # left became top
+
+
+@pytest.mark.parametrize("mode", ["L", "RGBA", "P", "LA", "I;16", "I", "1", "CMYK", "F"])
+def test_odd_modes_become_rgb8(mode: str, tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    base = Image.fromarray(rng.integers(0, 255, (12, 16, 3), dtype=np.uint8))
+    if mode == "I;16":
+        image = Image.fromarray((rng.integers(0, 65535, (12, 16))).astype(np.uint16))
+    elif mode == "I":
+        image = Image.fromarray(rng.integers(0, 65535, (12, 16)).astype(np.int32))
+    elif mode == "F":
+        image = Image.fromarray(rng.uniform(0, 255, (12, 16)).astype(np.float32))
+    else:
+        image = base.convert(mode)
+    suffix = ".tiff" if mode in ("I", "F", "CMYK") else ".png"
+    out = read_image(_save(image, tmp_path / f"img{suffix}"))
+    assert out.shape == (12, 16, 3) and out.dtype == np.uint8
+
+
+def test_sixteen_bit_gray_keeps_its_range(tmp_path: Path) -> None:
+    array = np.array([[0, 65535]], dtype=np.uint16)
+    out = read_image(_save(Image.fromarray(array), tmp_path / "g16.png"))
+    assert out[0, 0, 0] == 0 and out[0, 1, 0] == 255
+
+
+def test_transparent_pixels_become_white(tmp_path: Path) -> None:
+    rgba = np.zeros((4, 4, 4), np.uint8)  # transparent black
+    out = read_image(_save(Image.fromarray(rgba, "RGBA"), tmp_path / "t.png"))
+    assert (out == 255).all()
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [(b"", "empty file"), (b"hello world", "not an image")],
+)
+def test_bad_files(tmp_path: Path, content: bytes, message: str) -> None:
+    path = tmp_path / "bad.jpg"
+    path.write_bytes(content)
+    with pytest.raises(InputError, match=f"bad.jpg: {message}"):
+        read_image(path)
+
+
+def test_truncated_and_missing(tmp_path: Path) -> None:
+    full = _save(
+        Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)),
+        tmp_path / "full.png",
+    )
+    cut = tmp_path / "cut.png"
+    cut.write_bytes(full.read_bytes()[:2000])
+    with pytest.raises(InputError, match="cut.png: cannot decode"):
+        read_image(cut)
+    with pytest.raises(InputError, match="no such file"):
+        read_image(tmp_path / "missing.png")
+    with pytest.raises(InputError, match="not a file"):
+        read_image(tmp_path)
+
+
+def test_decompression_bomb_is_refused(tmp_path: Path) -> None:
+    path = _save(Image.new("L", (300, 300)), tmp_path / "big.png")
+    with pytest.raises(InputError, match="too large"):
+        read_image(path, max_pixels=10_000)

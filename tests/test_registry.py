@@ -1,0 +1,120 @@
+"""The model registry: listing, duplicates, weights checks, untrusted checkpoints."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from dpde_cli import registry
+from dpde_cli.errors import UsageError, WeightsError
+from dpde_cli.registry import (
+    WeightsSpec,
+    create_model,
+    get_entry,
+    list_models,
+    register_model,
+    sha256_file,
+)
+
+
+def test_list_models_has_the_paper_and_lite_models() -> None:
+    assert {"dpde-r50", "dpde-lite"} <= set(list_models())
+    assert list_models("dpde-r*") == ["dpde-r50"]
+
+
+def test_register_refuses_duplicates() -> None:
+    with pytest.raises(ValueError, match="already registered"):
+        register_model("dpde-lite", "again", get_entry("dpde-lite").weights)(lambda **_: None)
+
+
+def test_unknown_model_names_the_known_ones() -> None:
+    with pytest.raises(UsageError, match="dpde-lite"):
+        create_model("no-such-model")
+
+
+def test_spec_is_frozen() -> None:
+    with pytest.raises(AttributeError):
+        get_entry("dpde-lite").weights.input_size = (1, 1)  # type: ignore[misc]
+
+
+def test_no_shipped_weights_says_so() -> None:
+    with pytest.raises(WeightsError, match="no shipped weights.*--weights"):
+        create_model("dpde-r50")
+
+
+def test_weights_path_round_trip(tiny_weights: Path) -> None:
+    model = create_model("dpde-tiny", weights=tiny_weights)
+    state = torch.load(tiny_weights, weights_only=True)
+    assert torch.equal(model.state_dict()["decoder.head.weight"], state["decoder.head.weight"])
+
+
+def test_training_checkpoint_with_model_key_loads(tiny_weights: Path, tmp_path: Path) -> None:
+    checkpoint = tmp_path / "ckpt.pt"
+    torch.save({"model": torch.load(tiny_weights, weights_only=True), "epoch": 3}, checkpoint)
+    create_model("dpde-tiny", weights=checkpoint)
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(WeightsError, match="not found"):
+        create_model("dpde-tiny", weights=tmp_path / "nope.pt")
+
+
+def test_checkpoint_of_another_model_names_the_mismatch(tmp_path: Path) -> None:
+    path = tmp_path / "other.pt"
+    state = create_model("dpde-tiny", weights=None).state_dict()
+    state["decoder.head.weight"] = torch.zeros(1, 8, 5, 5)
+    del state["gradient_net.layers.0.bias"]
+    state["extra.weight"] = torch.zeros(1)
+    torch.save(state, path)
+    with pytest.raises(WeightsError) as info:
+        create_model("dpde-tiny", weights=path)
+    message = str(info.value)
+    assert "gradient_net.layers.0.bias" in message
+    assert "extra.weight" in message
+    assert "decoder.head.weight: (1, 8, 5, 5)" in message
+
+
+def test_pickled_objects_are_refused(tmp_path: Path) -> None:
+    """A checkpoint is untrusted: arbitrary pickled objects must not be unpickled."""
+
+    class Evil:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    path = tmp_path / "evil.pt"
+    torch.save({"model": Evil()}, path)
+    with pytest.raises(WeightsError, match="not a loadable weights file"):
+        create_model("dpde-tiny", weights=path)
+
+
+def test_garbage_file(tmp_path: Path) -> None:
+    path = tmp_path / "garbage.pt"
+    path.write_bytes(b"not a checkpoint")
+    with pytest.raises(WeightsError, match="garbage.pt"):
+        create_model("dpde-tiny", weights=path)
+
+
+def test_shipped_weights_are_sha256_checked(
+    tiny_weights: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(registry, "WEIGHTS_DIR", tmp_path)
+    good = tmp_path / "tiny-good.pt"
+    good.write_bytes(tiny_weights.read_bytes())
+    digest = sha256_file(good)
+    spec = WeightsSpec(
+        file="tiny-good.pt", sha256=digest, input_size=(64, 96), mean=(0.5,) * 3, std=(0.5,) * 3
+    )
+    builder = get_entry("dpde-tiny").builder
+    register_model("dpde-tiny-shipped", "test", spec)(builder)
+    try:
+        assert create_model("dpde-tiny-shipped").spec.sha256 == digest
+        good.write_bytes(good.read_bytes() + b"\0")
+        with pytest.raises(WeightsError, match="sha256 mismatch"):
+            create_model("dpde-tiny-shipped")
+        good.unlink()
+        with pytest.raises(WeightsError, match="not found"):
+            create_model("dpde-tiny-shipped")
+    finally:
+        registry._REGISTRY.pop("dpde-tiny-shipped")
