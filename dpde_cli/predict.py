@@ -14,11 +14,13 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
 from dpde_cli.errors import DpdeError
+
+T = TypeVar("T")
 
 if TYPE_CHECKING:
     import torch
@@ -210,3 +212,33 @@ def prefetch_images(
             if index + lookahead < len(paths):
                 futures.append(pool.submit(load, paths[index + lookahead]))
             yield path, futures[index].result()
+
+
+def batched_images(
+    keys: list[T], paths: list[Path], batch_size: int, max_pixels: int | None = None
+) -> Iterator[list[tuple[T, np.ndarray | DpdeError]]]:
+    """Decode images in the background and group consecutive ones of one size into batches.
+
+    Args:
+        keys: one caller's object per path, handed back beside its image.
+        paths: the image files.
+        batch_size: the most images in a batch.
+
+    Yields:
+        Lists of (key, image or the DpdeError that reading it raised); the images of a list
+        share one size, so ``Predictor.predict`` takes them together.
+    """
+    batch: list[tuple[T, np.ndarray | DpdeError]] = []
+    decoded = prefetch_images(paths, lookahead=2 * batch_size, max_pixels=max_pixels)
+    for key, (_path, image) in zip(keys, decoded, strict=True):
+        same = (
+            not batch
+            or isinstance(image, DpdeError)
+            or all(isinstance(im, DpdeError) or im.shape == image.shape for _, im in batch)
+        )
+        if not same or len(batch) >= batch_size:
+            yield batch
+            batch = []
+        batch.append((key, image))
+    if batch:
+        yield batch

@@ -134,3 +134,27 @@ def report_failures(failures: list[tuple[str, str]], total: int, quiet: bool) ->
     )
     for _name, message in failures:
         err_console.print(f"  {message}", markup=False, highlight=False, soft_wrap=True)
+
+
+def build_predictor(
+    model: str, weights: str | None, device: str, precision: str, omega: float | None
+):  # -> tuple[Predictor, WeightsSpec]
+    """Resolve device and precision, load the model, and wrap it in a Predictor.
+
+    Args:
+        model: registered name; weights: checkpoint path or None for the shipped weights;
+        device, precision: as the CLI options; omega: fusion weight, or None for no fusion.
+    """
+    from dpde_cli.device import resolve_device, resolve_precision
+    from dpde_cli.predict import Predictor
+    from dpde_cli.registry import create_model
+
+    torch_device = resolve_device(device)
+    dtype = resolve_precision(torch_device, precision)
+    net = create_model(model, weights=weights if weights else "default")
+    fusion = None
+    if omega is not None:
+        from dpde_cli.fusion import FusionConfig
+
+        fusion = FusionConfig(omega=omega)
+    return Predictor(net, torch_device, dtype, fusion), net.spec

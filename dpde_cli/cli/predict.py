@@ -13,6 +13,7 @@ from dpde_cli.cli.common import (
     ModelOption,
     PrecisionOption,
     WeightsOption,
+    build_predictor,
     emit_json,
     err_console,
     global_options,
@@ -23,6 +24,7 @@ from dpde_cli.cli.common import (
 )
 from dpde_cli.errors import DpdeError, UsageError
 from dpde_cli.io import DEPTH_FORMATS, FORMAT_EXTENSIONS, depth_format
+from dpde_cli.predict import batched_images
 
 DEFAULT_OUTPUT = Path("outputs")
 
@@ -111,7 +113,7 @@ def predict(
     if fmt not in DEPTH_FORMATS:
         raise UsageError(f"unknown format {fmt!r}; use {', '.join(DEPTH_FORMATS)}")
 
-    predictor, spec = _make_predictor(
+    predictor, spec = build_predictor(
         model, weights, device or opts.device, precision, omega if fuse else None
     )
     preview_range = tuple(depth_range) if depth_range else spec.depth_range
@@ -146,15 +148,15 @@ def predict(
                 )
             else:
                 todo.append((item, targets))
-        for batch in _batches(todo, batch_size, max_pixels):
-            good = [(it, tg, im) for it, tg, im in batch if not isinstance(im, DpdeError)]
-            for it, _tg, im in batch:
+        for batch in batched_images(todo, [it.path for it, _ in todo], batch_size, max_pixels):
+            good = [(key, im) for key, im in batch if not isinstance(im, DpdeError)]
+            for (it, _tg), im in batch:
                 if isinstance(im, DpdeError):
                     finish(it.path, {"input": str(it.path), "error": str(im)})
             if not good:
                 continue
-            predictions = predictor.predict([im for _, _, im in good])
-            for (it, targets, _im), pred in zip(good, predictions, strict=True):
+            predictions = predictor.predict([im for _, im in good])
+            for ((it, targets), _im), pred in zip(good, predictions, strict=True):
                 try:
                     record = _write(it.path, targets, pred, fmt, colormap, preview_range)
                 except (DpdeError, OSError) as exc:
@@ -163,25 +165,6 @@ def predict(
     report_failures(failures, len(items), opts.quiet)
     if failures:
         raise typer.Exit(1)
-
-
-def _make_predictor(
-    model: str, weights: str | None, device: str, precision: str, omega: float | None
-):
-    """Resolve device and precision, build the model and the Predictor."""
-    from dpde_cli.device import resolve_device, resolve_precision
-    from dpde_cli.predict import Predictor
-    from dpde_cli.registry import create_model
-
-    torch_device = resolve_device(device)
-    dtype = resolve_precision(torch_device, precision)
-    net = create_model(model, weights=weights if weights else "default")
-    fusion = None
-    if omega is not None:
-        from dpde_cli.fusion import FusionConfig
-
-        fusion = FusionConfig(omega=omega)
-    return Predictor(net, torch_device, dtype, fusion), net.spec
 
 
 def _plan(
@@ -208,27 +191,6 @@ def _plan(
     if preview and fmt != "color":
         targets["preview"] = base.with_name(base.name + "_color.png")
     return targets
-
-
-def _batches(todo: list, batch_size: int, max_pixels: int | None):
-    """Decode in the background; group consecutive images of one size into batches."""
-    from dpde_cli.predict import prefetch_images
-
-    batch: list = []
-    paths = [it.path for it, _ in todo]
-    decoded = prefetch_images(paths, lookahead=2 * batch_size, max_pixels=max_pixels)
-    for (it, tg), (_path, image) in zip(todo, decoded, strict=True):
-        same = (
-            not batch
-            or isinstance(image, DpdeError)
-            or all(isinstance(b[2], DpdeError) or b[2].shape == image.shape for b in batch)
-        )
-        if not same or len(batch) >= batch_size:
-            yield batch
-            batch = []
-        batch.append((it, tg, image))
-    if batch:
-        yield batch
 
 
 def _write(
