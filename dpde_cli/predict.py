@@ -50,6 +50,25 @@ class Prediction:
     seconds: float
 
 
+@dataclass
+class BatchPrediction:
+    """A batch's answer as tensors at the input resolution (see Prediction for the fields).
+
+    Attributes:
+        depth: (B, 1, H, W) metres, fused unless fusion was off.
+        depth_unfused: (B, 1, H, W) metres.
+        gradients: (B, 2, H, W) metres per pixel.
+        network_size: (h, w) the network ran at.
+        fusion: per image, fusion statistics or None.
+    """
+
+    depth: torch.Tensor
+    depth_unfused: torch.Tensor
+    gradients: torch.Tensor
+    network_size: tuple[int, int]
+    fusion: list[dict[str, Any] | None]
+
+
 def inference_size(trained: tuple[int, int], image: tuple[int, int]) -> tuple[int, int]:
     """The (h, w) to run a model at for an image of size (H, W).
 
@@ -157,28 +176,45 @@ class Predictor:
 
         return torch.from_numpy(np.stack(fused)[:, None]).to(depth), stats
 
+    def predict_tensor(self, batch: torch.Tensor, flip: bool = False) -> BatchPrediction:
+        """Predict depth for a batch at its own (full) resolution.
+
+        Args:
+            batch: (B, 3, H, W) RGB in [0, 1], any device.
+            flip: test-time augmentation: average the global depth with the mirrored image's.
+
+        Returns:
+            A BatchPrediction at (H, W), on the predictor's device.
+        """
+        full = tuple(batch.shape[-2:])
+        net = self.network_size(full)
+        depth, gradients = self.run_network(resize(batch.to(self.device), net), flip=flip)
+        if self.fusion is not None:
+            fused, stats = self.fuse(depth, gradients)
+        else:
+            fused, stats = depth, [None] * batch.shape[0]
+        return BatchPrediction(
+            depth=resize(fused, full),
+            depth_unfused=resize(depth, full),
+            gradients=resize_gradients(gradients, full),
+            network_size=net,
+            fusion=stats,
+        )
+
     def predict(self, images: list[np.ndarray]) -> list[Prediction]:
         """Predict depth for images of one size: (H, W, 3) uint8 each."""
         import torch
 
         start = time.perf_counter()
-        sizes = {im.shape[:2] for im in images}
-        if len(sizes) != 1:
+        if len({im.shape[:2] for im in images}) != 1:
             raise ValueError("predict() takes images of one size; group them first")
-        full = sizes.pop()
-        net = self.network_size(full)
-        batch = torch.cat([to_tensor(im) for im in images]).to(self.device)
-        depth, gradients = self.run_network(resize(batch, net))
-        if self.fusion is not None:
-            fused, stats = self.fuse(depth, gradients)
-        else:
-            fused, stats = depth, [None] * len(images)
-        fused_full = resize(fused, full).cpu().numpy()[:, 0]
-        unfused_full = resize(depth, full).cpu().numpy()[:, 0]
-        grads_full = resize_gradients(gradients, full).cpu().numpy()
+        out = self.predict_tensor(torch.cat([to_tensor(im) for im in images]))
+        fused = out.depth.cpu().numpy()[:, 0]
+        unfused = out.depth_unfused.cpu().numpy()[:, 0]
+        gradients = out.gradients.cpu().numpy()
         seconds = (time.perf_counter() - start) / len(images)
         return [
-            Prediction(fused_full[i], unfused_full[i], grads_full[i], net, stats[i], seconds)
+            Prediction(fused[i], unfused[i], gradients[i], out.network_size, out.fusion[i], seconds)
             for i in range(len(images))
         ]
 

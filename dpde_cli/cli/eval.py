@@ -1,0 +1,256 @@
+"""`dpde eval`: a model's depth metrics on a benchmark, under a protocol it prints."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from dpde_cli.cli.common import (
+    DeviceOption,
+    ModelOption,
+    PrecisionOption,
+    WeightsOption,
+    build_predictor,
+    err_console,
+    global_options,
+    handle_errors,
+    make_progress,
+    show_progress,
+)
+from dpde_cli.errors import UsageError
+
+# The paper's table order (Tables 1-3), then the other standard metrics.
+COLUMNS = ("rms", "log10", "abs_rel", "d1", "d2", "d3", "rms_log", "sq_rel", "silog")
+
+
+class Dataset(str, Enum):
+    nyuv2 = "nyuv2"
+    make3d = "make3d"
+    middlebury = "middlebury"
+    folder = "folder"
+    synthetic = "synthetic"
+
+
+class Crop(str, Enum):
+    eigen = "eigen"
+    none = "none"
+
+
+class Averaging(str, Enum):
+    image = "image"
+    pixel = "pixel"
+
+
+class Alignment(str, Enum):
+    none = "none"
+    median = "median"
+    lstsq = "lstsq"
+
+
+class GroundTruth(str, Enum):
+    filled = "filled"
+    raw = "raw"
+
+
+@handle_errors
+def eval_command(
+    ctx: typer.Context,
+    dataset: Annotated[Dataset, typer.Option("--dataset", case_sensitive=False)],
+    data_dir: Annotated[
+        Path | None, typer.Option("--data-dir", help="The dataset's folder.")
+    ] = None,
+    split: Annotated[str, typer.Option(help="test | train | all (folder).")] = "test",
+    model: ModelOption = "dpde-lite",
+    weights: WeightsOption = None,
+    device: DeviceOption = None,
+    precision: PrecisionOption = "auto",
+    fuse: Annotated[bool, typer.Option("--fuse/--no-fuse", help="IRLS gradient fusion.")] = True,
+    ablation: Annotated[
+        bool, typer.Option(help="Also report the run without the gradient stream (fusion).")
+    ] = False,
+    gt: Annotated[
+        GroundTruth | None, typer.Option(help="nyuv2 .mat: filled depths or rawDepths.")
+    ] = None,
+    depth_scale: Annotated[
+        float | None, typer.Option(help="folder: depth PNG units per metre (default 1000).")
+    ] = None,
+    crop: Annotated[Crop | None, typer.Option(help="Default per dataset (nyuv2: eigen).")] = None,
+    min_depth: Annotated[float | None, typer.Option(help="Valid GT above this, metres.")] = None,
+    max_depth: Annotated[float | None, typer.Option(help="Valid GT below this, metres.")] = None,
+    averaging: Annotated[
+        Averaging | None, typer.Option(help="image: per image then mean; pixel: pooled.")
+    ] = None,
+    align: Annotated[
+        Alignment | None, typer.Option(help="none (metric) | median | lstsq scale+shift.")
+    ] = None,
+    flip_tta: Annotated[bool, typer.Option(help="Horizontal-flip test-time augmentation.")] = False,
+    metrics: Annotated[
+        list[str] | None, typer.Option("--metric", help="Add ssim and/or gsm (repeatable).")
+    ] = None,
+    constant_baseline: Annotated[
+        float | None,
+        typer.Option(
+            help="Also evaluate a constant depth (metres) and the same constant "
+            "scaled by each image's GT median (an oracle)."
+        ),
+    ] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="Only the first N images.")] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", "-b", min=1)] = 4,
+    workers: Annotated[int, typer.Option(min=0, help="DataLoader workers.")] = 2,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write results as JSON.")] = None,
+    csv_out: Annotated[Path | None, typer.Option("--csv", help="Write results as CSV.")] = None,
+    save_predictions: Annotated[
+        Path | None, typer.Option(help="Write each prediction as a 16-bit PNG (mm) here.")
+    ] = None,
+) -> None:
+    """Evaluate a model on NYUv2, Make3D, Middlebury or an RGB-D folder.
+
+    Examples:
+
+        dpde eval --dataset nyuv2 --data-dir ~/data/nyu --ablation
+
+        dpde eval --dataset folder --data-dir captures/ --align median --limit 20
+    """
+    from dpde_cli.data import build_dataset
+    from dpde_cli.evaluate import Baseline, evaluate
+    from dpde_cli.metrics import default_protocol
+
+    opts = global_options(ctx)
+    name = dataset.value
+    overrides: dict[str, Any] = {
+        key: value
+        for key, value in (
+            ("crop", crop.value if crop else None),
+            ("min_depth", min_depth),
+            ("max_depth", max_depth),
+            ("averaging", averaging.value if averaging else None),
+            ("alignment", align.value if align else None),
+        )
+        if value is not None
+    }
+    protocol = default_protocol(name, flip_tta=flip_tta, **overrides)
+    options: dict[str, Any] = {}
+    if gt is not None:
+        options["gt"] = gt.value
+    if depth_scale is not None:
+        options["depth_scale"] = depth_scale
+    data = build_dataset(name, data_dir, split, **options)
+    if ablation and not fuse:
+        raise UsageError("--ablation compares fusion on and off; drop --no-fuse")
+    baselines = []
+    if constant_baseline is not None:
+        baselines = [
+            Baseline(f"constant {constant_baseline:g} m", constant_baseline),
+            Baseline("constant x GT median (oracle)", constant_baseline, oracle_scale=True),
+        ]
+    predictor, _spec = build_predictor(
+        model, weights, device or opts.device, precision, 10.0 if fuse else None
+    )
+    total = min(limit or len(data), len(data))
+    with make_progress(show_progress(opts.quiet)) as progress:
+        task = progress.add_task(f"eval {name}", total=total)
+        result = evaluate(
+            predictor,
+            data,
+            protocol,
+            batch_size=batch_size,
+            workers=workers,
+            limit=limit,
+            extra_metrics=tuple(metrics or ()),
+            ablation=ablation,
+            baselines=baselines,
+            save_predictions=save_predictions,
+            on_progress=lambda done: progress.update(task, completed=done),
+        )
+    header = {
+        "dataset": name,
+        "split": split,
+        "data_dir": str(data_dir),
+        "model": model,
+        "weights": weights or "shipped",
+        "fusion": fuse,
+        "protocol": result.protocol,
+        "images": result.n_images,
+        "skipped": result.skipped,
+        "seconds_per_image": round(result.seconds_per_image, 4),
+        "device": str(predictor.device),
+    }
+    _print_table(header, result.variants, tuple(metrics or ()))
+    if json_out is not None:
+        _write_text(
+            json_out,
+            json.dumps(
+                {**header, "results": result.variants, "per_image": result.records}, indent=2
+            ),
+        )
+    if csv_out is not None:
+        _write_text(csv_out, _csv(header, result.variants))
+
+
+def _print_table(
+    header: dict[str, Any], variants: dict[str, dict[str, float]], extra: tuple[str, ...]
+) -> None:
+    """The results in the paper's layout on stdout; the protocol under it."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from dpde_cli.metrics import METRIC_LABELS
+
+    columns = (*COLUMNS, *extra)
+    table = Table(
+        title=f"{header['model']} on {header['dataset']} ({header['split']}, "
+        f"{header['images']} images)"
+    )
+    table.add_column("variant")
+    for key in columns:
+        table.add_column(METRIC_LABELS[key], justify="right")
+    for row, values in variants.items():
+        table.add_row(row, *(f"{values[key]:.3f}" for key in columns))
+    console = Console(width=max(120, Console().width))
+    console.print(table)
+    console.print(f"protocol: {header['protocol']}", markup=False, highlight=False)
+    console.print(
+        f"{header['seconds_per_image']:.3f} s per image on {header['device']} "
+        f"(network{' + fusion' if header['fusion'] else ''})",
+        markup=False,
+    )
+    if header["skipped"]:
+        err_console.print(
+            f"dpde: {len(header['skipped'])} image(s) had no valid ground "
+            f"truth and were skipped: {', '.join(header['skipped'][:5])}",
+            markup=False,
+        )
+
+
+def _csv(header: dict[str, Any], variants: dict[str, dict[str, float]]) -> str:
+    """One CSV row per variant, with the protocol in every row."""
+    buffer = io.StringIO()
+    metric_names = list(next(iter(variants.values())))
+    writer = csv.writer(buffer)
+    writer.writerow(["dataset", "model", "variant", *metric_names, "images", "protocol"])
+    for row, values in variants.items():
+        writer.writerow(
+            [
+                header["dataset"],
+                header["model"],
+                row,
+                *(f"{values[k]:.6f}" for k in metric_names),
+                header["images"],
+                header["protocol"],
+            ]
+        )
+    return buffer.getvalue()
+
+
+def _write_text(path: Path, text: str) -> None:
+    """Write a text file atomically."""
+    from dpde_cli.io import atomic_path
+
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)

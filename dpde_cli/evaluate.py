@@ -1,0 +1,194 @@
+"""Evaluating a model on a dataset under a stated protocol (the library behind `dpde eval`).
+
+Example:
+    >>> result = evaluate(predictor, build_dataset("nyuv2", "~/data/nyu"),
+    ...                   default_protocol("nyuv2"), ablation=True)
+    >>> result.variants["DPDE"]["rms"]
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from dpde_cli.metrics import MetricAccumulator, prepare_eval
+
+if TYPE_CHECKING:
+    import torch
+    from torch.utils.data import Dataset
+
+    from dpde_cli.metrics import EvalProtocol
+    from dpde_cli.predict import Predictor
+
+FUSED = "DPDE"
+UNFUSED = "DPDE without gradient stream"
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """A constant-depth reference evaluated beside the model.
+
+    Attributes:
+        name: row label.
+        depth: the constant, metres.
+        oracle_scale: scale the constant by each image's ground-truth median (an oracle
+            that knows the scene's scale but nothing of its shape).
+    """
+
+    name: str
+    depth: float
+    oracle_scale: bool = False
+
+
+@dataclass
+class EvalResult:
+    """What `evaluate` measured.
+
+    Attributes:
+        variants: row label -> metric name -> value (see dpde_cli.metrics.BASE_METRICS).
+        records: row label -> per-image metric dicts.
+        n_images: images evaluated (with at least one valid pixel).
+        skipped: names of images without a valid ground-truth pixel.
+        protocol: the protocol's one-line description.
+        seconds_per_image: wall time per image for the model (network + fusion).
+    """
+
+    variants: dict[str, dict[str, float]]
+    records: dict[str, list[dict[str, Any]]]
+    n_images: int
+    skipped: list[str]
+    protocol: str
+    seconds_per_image: float
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def evaluate(
+    predictor: Predictor,
+    dataset: Dataset,
+    protocol: EvalProtocol,
+    batch_size: int = 4,
+    workers: int = 0,
+    limit: int | None = None,
+    extra_metrics: Sequence[str] = (),
+    ablation: bool = False,
+    baselines: Sequence[Baseline] = (),
+    save_predictions: Path | None = None,
+    on_progress: Callable[[int], None] | None = None,
+) -> EvalResult:
+    """Run a model over a dataset and compute the metrics of every variant.
+
+    Args:
+        predictor: the model (with fusion, or without for the global network alone).
+        dataset: yields sample dicts (image, depth, valid, name).
+        protocol: crop, caps, alignment, averaging, flip TTA, upsampling.
+        batch_size: images per forward pass (images of one size are batched together).
+        workers: DataLoader worker processes for decoding.
+        limit: evaluate only the first N images.
+        extra_metrics: any of "ssim", "gsm".
+        ablation: also report the same run without the gradient stream (the unfused
+            global depth), as the paper's Tables 2 and 4; needs a predictor with fusion.
+        baselines: constant-depth references evaluated on the same images.
+        save_predictions: write each image's (fused) depth as a 16-bit PNG (mm) here.
+        on_progress: called with the number of images done after each batch.
+
+    Returns:
+        An EvalResult with one row per variant.
+    """
+    import torch
+
+    fused_on = predictor.fusion is not None
+    rows = [FUSED if fused_on else UNFUSED]
+    if ablation and fused_on:
+        rows.append(UNFUSED)
+    rows += [b.name for b in baselines]
+    accumulators = {
+        row: MetricAccumulator(protocol.averaging, extra=extra_metrics) for row in rows
+    }
+    model_seconds = 0.0
+    done = 0
+    for batch in _batches(dataset, batch_size, workers, limit):
+        start = time.perf_counter()
+        out = predictor.predict_tensor(batch["image"], flip=protocol.flip_tta)
+        if predictor.device.type == "cuda":
+            torch.cuda.synchronize()
+        model_seconds += time.perf_counter() - start
+        gt = batch["depth"].to(out.depth.device)
+        valid = batch["valid"].to(out.depth.device)
+        predictions = {rows[0]: out.depth}
+        if UNFUSED in rows and fused_on:
+            predictions[UNFUSED] = out.depth_unfused
+        for baseline in baselines:
+            predictions[baseline.name] = _baseline_depth(baseline, gt, valid, protocol)
+        for row, pred in predictions.items():
+            pred, target, mask = prepare_eval(pred, gt, valid, protocol)
+            accumulators[row].update(pred.cpu(), target.cpu(), mask.cpu(), batch["name"])
+        if save_predictions is not None:
+            _save(save_predictions, batch["name"], out.depth)
+        done += len(batch["name"])
+        if on_progress is not None:
+            on_progress(done)
+    first = accumulators[rows[0]]
+    return EvalResult(
+        variants={row: acc.compute() for row, acc in accumulators.items()},
+        records={row: acc.records for row, acc in accumulators.items()},
+        n_images=first.n_images,
+        skipped=first.skipped,
+        protocol=protocol.describe(),
+        seconds_per_image=model_seconds / max(done, 1),
+    )
+
+
+def _baseline_depth(
+    baseline: Baseline, gt: torch.Tensor, valid: torch.Tensor, protocol: EvalProtocol
+) -> torch.Tensor:
+    """A constant map, optionally scaled by each image's ground-truth median (oracle)."""
+    import torch
+
+    from dpde_cli.metrics import align_median
+
+    pred = torch.full_like(gt, baseline.depth)
+    if baseline.oracle_scale:
+        pred = align_median(pred, gt, protocol.eval_mask(gt, valid))
+    return pred
+
+
+def _batches(
+    dataset: Dataset, batch_size: int, workers: int, limit: int | None
+) -> Iterator[dict[str, Any]]:
+    """Samples grouped into batches of one image size, in dataset order."""
+    import torch
+    from torch.utils.data import DataLoader, Subset
+
+    if limit is not None:
+        dataset = Subset(dataset, range(min(limit, len(dataset))))
+    loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers, collate_fn=list)
+    for samples in loader:
+        group: list[dict[str, Any]] = []
+        for sample in samples:
+            if group and sample["image"].shape != group[0]["image"].shape:
+                yield _stack(group, torch)
+                group = []
+            group.append(sample)
+        if group:
+            yield _stack(group, torch)
+
+
+def _stack(samples: list[dict[str, Any]], torch: Any) -> dict[str, Any]:
+    """Collate samples of one size: tensors stacked, names listed."""
+    return {
+        "image": torch.stack([s["image"] for s in samples]),
+        "depth": torch.stack([s["depth"] for s in samples]),
+        "valid": torch.stack([s["valid"] for s in samples]),
+        "name": [str(s["name"]) for s in samples],
+    }
+
+
+def _save(directory: Path, names: list[str], depth: torch.Tensor) -> None:
+    """Write predictions as 16-bit PNGs in millimetres, named after the samples."""
+    from dpde_cli.io import write_depth
+
+    for name, d in zip(names, depth.cpu().numpy()[:, 0], strict=True):
+        write_depth(directory / f"{name}.png", d, "png16")
