@@ -9,6 +9,7 @@ import typer
 from dpde_cli import __version__
 from dpde_cli.cli import eval as eval_cmd
 from dpde_cli.cli import models as models_cmd
+from dpde_cli.cli import pointcloud as pointcloud_cmd
 from dpde_cli.cli import predict as predict_cmd
 from dpde_cli.cli.common import GlobalOptions
 
@@ -48,6 +49,7 @@ def root(
 
 app.command("predict", no_args_is_help=True)(predict_cmd.predict)
 app.command("models")(models_cmd.models)
+app.command("pointcloud", no_args_is_help=True)(pointcloud_cmd.pointcloud)
 app.command("eval", no_args_is_help=True)(eval_cmd.eval_command)
 
 

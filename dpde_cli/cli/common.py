@@ -7,12 +7,18 @@ import json
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Any, TypeVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
 
-from dpde_cli.errors import DpdeError, UsageError
+from dpde_cli.errors import DpdeError, InputError, UsageError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from dpde_cli.inputs import InputItem
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -158,3 +164,98 @@ def build_predictor(
 
         fusion = FusionConfig(omega=omega)
     return Predictor(net, torch_device, dtype, fusion), net.spec
+
+
+def single_output(output: Path | None, count: int) -> bool:
+    """Whether -o names one output file (it has an extension and is no directory).
+
+    Raises:
+        UsageError: a file for more than one input.
+    """
+    single = output is not None and output.suffix != "" and not output.is_dir()
+    if single and count > 1:
+        raise UsageError(f"-o {output} is a file but there are {count} inputs; give a directory")
+    return single
+
+
+def run_batches(
+    items: list[InputItem],
+    plans: list[dict[str, Path]],
+    write: Callable[[InputItem, dict[str, Path], np.ndarray | None, Any], dict[str, Any]],
+    *,
+    infer: Callable[[list[np.ndarray]], list[Any]] | None,
+    label: str,
+    quiet: bool,
+    as_json: bool,
+    overwrite: bool,
+    batch_size: int = 1,
+    max_pixels: int | None = None,
+    decode: bool = True,
+) -> None:
+    """The loop of a batch command: decode, infer per batch, write per input, report.
+
+    Inputs whose planned outputs exist are skipped (unless ``overwrite``), images are decoded
+    in the background and grouped by size (``predict.batched_images``), ``infer`` runs once
+    per batch, ``write`` once per input. Each input prints its output path (or a JSON
+    record with ``as_json``) on stdout; failures are listed on stderr at the end.
+
+    Args:
+        items, plans: the inputs and, for each, its output paths by role.
+        write: (item, its paths, its image or None, its inference result or None) -> the
+            JSON record; an InputError or OSError it raises fails only that input.
+        infer: a batch of same-size (H, W, 3) uint8 images -> one result each; None: none.
+        decode: False to skip reading the inputs as images (``write`` gets None).
+
+    Raises:
+        typer.Exit: code 1 when some input failed (the others are done).
+    """
+    from dpde_cli.predict import batched_images
+
+    failures: list[tuple[str, str]] = []
+    with make_progress(show_progress(quiet or as_json)) as progress:
+        task = progress.add_task(label, total=len(items))
+
+        def finish(path: Path, record: dict[str, Any]) -> None:
+            if "error" in record:
+                failures.append((str(path), record["error"]))
+            if as_json:
+                emit_json(record)
+            elif "error" not in record:
+                typer.echo(record["output"])
+            progress.advance(task)
+
+        def write_one(item: InputItem, targets: dict[str, Path], image, result) -> None:
+            try:
+                record = write(item, targets, image, result)
+            except InputError as exc:
+                record = {"input": str(item.path), "error": str(exc)}
+            except (DpdeError, OSError) as exc:
+                record = {"input": str(item.path), "error": f"{item.path}: cannot write ({exc})"}
+            finish(item.path, record)
+
+        todo = []
+        for item, targets in zip(items, plans, strict=True):
+            existing = [str(p) for p in targets.values() if p.exists()]
+            if existing and not overwrite:
+                error = f"{existing[0]}: exists (use --overwrite)"
+                finish(item.path, {"input": str(item.path), "error": error})
+            else:
+                todo.append((item, targets))
+        if decode:
+            batches = batched_images(todo, [it.path for it, _ in todo], batch_size, max_pixels)
+        else:
+            batches = iter([[(key, None)] for key in todo])
+        for batch in batches:
+            good = [(key, im) for key, im in batch if not isinstance(im, DpdeError)]
+            for (item, _targets), im in batch:
+                if isinstance(im, DpdeError):
+                    finish(item.path, {"input": str(item.path), "error": str(im)})
+            if not good:
+                continue
+            images = [im for _, im in good]
+            results = infer(images) if infer is not None else [None] * len(images)
+            for ((item, targets), image), result in zip(good, results, strict=True):
+                write_one(item, targets, image, result)
+    report_failures(failures, len(items), quiet)
+    if failures:
+        raise typer.Exit(1)

@@ -14,17 +14,14 @@ from dpde_cli.cli.common import (
     PrecisionOption,
     WeightsOption,
     build_predictor,
-    emit_json,
     err_console,
     global_options,
     handle_errors,
-    make_progress,
-    report_failures,
-    show_progress,
+    run_batches,
+    single_output,
 )
-from dpde_cli.errors import DpdeError, UsageError
+from dpde_cli.errors import UsageError
 from dpde_cli.io import DEPTH_FORMATS, FORMAT_EXTENSIONS, depth_format
-from dpde_cli.predict import batched_images
 
 DEFAULT_OUTPUT = Path("outputs")
 
@@ -104,11 +101,7 @@ def predict(
 
     opts = global_options(ctx)
     items = expand_inputs(inputs, recursive=recursive)
-    single_file = output is not None and output.suffix != "" and not output.is_dir()
-    if single_file and len(items) > 1:
-        raise UsageError(
-            f"-o {output} is a file but there are {len(items)} inputs; give a directory"
-        )
+    single_file = single_output(output, len(items))
     fmt = depth_format(output, fmt) if single_file else (fmt or "png16")
     if fmt not in DEPTH_FORMATS:
         raise UsageError(f"unknown format {fmt!r}; use {', '.join(DEPTH_FORMATS)}")
@@ -122,49 +115,18 @@ def predict(
         for item in items
     ]
 
-    failures: list[tuple[str, str]] = []
-    done = 0
-    with make_progress(show_progress(opts.quiet or as_json)) as progress:
-        task = progress.add_task("predict", total=len(items))
-
-        def finish(item_path: Path, record: dict[str, Any]) -> None:
-            nonlocal done
-            done += 1
-            if "error" in record:
-                failures.append((str(item_path), record["error"]))
-            if as_json:
-                emit_json(record)
-            elif "error" not in record:
-                typer.echo(record["output"])
-            progress.advance(task)
-
-        todo = []
-        for item, targets in zip(items, plans, strict=True):
-            existing = [str(p) for p in targets.values() if p.exists()]
-            if existing and not overwrite:
-                finish(
-                    item.path,
-                    {"input": str(item.path), "error": f"{existing[0]}: exists (use --overwrite)"},
-                )
-            else:
-                todo.append((item, targets))
-        for batch in batched_images(todo, [it.path for it, _ in todo], batch_size, max_pixels):
-            good = [(key, im) for key, im in batch if not isinstance(im, DpdeError)]
-            for (it, _tg), im in batch:
-                if isinstance(im, DpdeError):
-                    finish(it.path, {"input": str(it.path), "error": str(im)})
-            if not good:
-                continue
-            predictions = predictor.predict([im for _, im in good])
-            for ((it, targets), _im), pred in zip(good, predictions, strict=True):
-                try:
-                    record = _write(it.path, targets, pred, fmt, colormap, preview_range)
-                except (DpdeError, OSError) as exc:
-                    record = {"input": str(it.path), "error": f"{it.path}: cannot write ({exc})"}
-                finish(it.path, record)
-    report_failures(failures, len(items), opts.quiet)
-    if failures:
-        raise typer.Exit(1)
+    run_batches(
+        items,
+        plans,
+        lambda it, targets, _im, pred: _write(it.path, targets, pred, fmt, colormap, preview_range),
+        infer=predictor.predict,
+        label="predict",
+        quiet=opts.quiet,
+        as_json=as_json,
+        overwrite=overwrite,
+        batch_size=batch_size,
+        max_pixels=max_pixels,
+    )
 
 
 def _plan(
