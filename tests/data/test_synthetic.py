@@ -1,0 +1,209 @@
+"""Tests of the procedural scene generator (dpde_cli.data.synthetic)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from dpde_cli.data import synthetic as syn
+from dpde_cli.data.synthetic import (
+    NYU_INTRINSICS,
+    SceneConfig,
+    SyntheticScenes,
+    render_batch,
+    render_example,
+    render_scene,
+    sample_scene,
+)
+
+SMALL = SceneConfig(height=50, width=70)  # not a whole number of 16-pixel tiles
+CLEAN = SceneConfig(height=60, width=80, sensor_effects=False)
+EMPTY = SceneConfig(
+    height=60,
+    width=80,
+    furniture=False,
+    decorations=False,
+    sensor_effects=False,
+    room_width_range=(8.0, 8.0),
+    room_depth_range=(8.0, 8.0),
+    camera_height_range=(1.3, 1.3),
+    pitch_deg_range=(20.0, 20.0),
+    roll_deg_range=(0.0, 0.0),
+)
+
+
+@pytest.fixture(scope="module")
+def small_sample() -> dict:
+    return render_scene(3, SMALL)
+
+
+def test_sample_keys_shapes_dtypes(small_sample):
+    s = small_sample
+    assert sorted(s) == ["depth", "image", "intrinsics", "name", "valid"]
+    assert s["image"].shape == (3, 50, 70) and s["image"].dtype == torch.float32
+    assert s["depth"].shape == (1, 50, 70) and s["depth"].dtype == torch.float32
+    assert s["valid"].shape == (1, 50, 70) and s["valid"].dtype == torch.bool
+    assert s["intrinsics"].shape == (4,) and s["intrinsics"].dtype == torch.float32
+    assert s["name"] == "synthetic-00000003"
+    assert float(s["image"].min()) >= 0.0 and float(s["image"].max()) <= 1.0
+
+
+def test_default_intrinsics_are_nyu_scaled(small_sample):
+    fx, fy, cx, cy = NYU_INTRINSICS
+    sx, sy = 70 / 640, 50 / 480
+    expected = [fx * sx, fy * sy, (cx + 0.5) * sx - 0.5, (cy + 0.5) * sy - 0.5]
+    assert torch.allclose(small_sample["intrinsics"], torch.tensor(expected), rtol=1e-5)
+
+
+def test_same_seed_same_scene_other_seed_differs():
+    a, b, c = render_scene(11, SMALL), render_scene(11, SMALL), render_scene(12, SMALL)
+    assert torch.equal(a["image"], b["image"]) and torch.equal(a["depth"], b["depth"])
+    assert not torch.equal(a["depth"], c["depth"])
+    assert not torch.equal(a["image"], c["image"])
+
+
+@pytest.mark.parametrize("seed", [0, 5, 9])
+def test_depth_positive_and_within_the_room(seed):
+    s = render_scene(seed, CLEAN)
+    d = s["depth"][s["valid"]]
+    assert s["valid"].all()  # no border without sensor effects
+    assert float(d.min()) > 0.05
+    assert float(d.max()) < 12.0
+    scene = sample_scene(seed, CLEAN)
+    w, dd, h = scene.room
+    assert 2.5 <= w <= 8.0 and 2.5 <= dd <= 8.0 and 2.4 <= h <= 3.2
+    x, y, z = scene.cam_pos
+    assert 0 < x < w and 0 < y < dd and 1.0 <= z <= 1.7
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_floor_depth_matches_the_plane(seed):
+    s = render_scene(seed, EMPTY)
+    _, fy, _, cy = s["intrinsics"].double().tolist()
+    pitch, height = math.radians(20.0), 1.3
+    rows = torch.arange(45, 60, dtype=torch.float64)[:, None]
+    # world "down" in the camera frame is (0, cos(pitch), sin(pitch)) without roll, so a
+    # ray (x, y, 1) meets the floor at depth height / (y cos(pitch) + sin(pitch))
+    expected = (height / ((rows - cy) / fy * math.cos(pitch) + math.sin(pitch))).expand(15, 30)
+    got = s["depth"][0, 45:60, 25:55].double()
+    assert torch.allclose(got, expected, rtol=1e-4)
+
+
+def _inverse_depth_steps(depth: torch.Tensor) -> torch.Tensor:
+    """|change of 1/depth| between horizontal and vertical neighbours, 1/m, flattened."""
+    inv = 1.0 / depth
+    return torch.cat(
+        [(inv[:, 1:] - inv[:, :-1]).abs().flatten(), (inv[1:] - inv[:-1]).abs().flatten()]
+    )
+
+
+def test_empty_room_is_smooth_but_furniture_makes_depth_edges():
+    # inverse depth is linear in pixel coordinates on a plane: steps stay below
+    # 1 / (f * distance to the plane) = 1 / (65 px * 0.5 m) here, away from occlusions
+    assert float(_inverse_depth_steps(render_scene(4, EMPTY)["depth"][0]).max()) < 0.04
+    edges = [
+        int((_inverse_depth_steps(render_scene(seed, CLEAN)["depth"][0]) > 0.08).sum())
+        for seed in (0, 1, 2)
+    ]
+    assert min(edges) > 10  # object boundaries against the background
+
+
+def test_image_statistics_are_plausible():
+    for seed in (0, 1, 2, 3):
+        img = render_scene(seed, SMALL)["image"]
+        assert 0.12 < float(img.mean()) < 0.8
+        assert float(img.std()) > 0.04
+        assert float(img.mean(dim=(1, 2)).std()) < 0.2  # no extreme colour cast
+
+
+def test_border_is_invalid_with_zero_depth():
+    cfg = SceneConfig(height=60, width=80, border_prob=1.0)
+    s = render_scene(0, cfg)
+    valid, depth = s["valid"][0], s["depth"][0]
+    assert not valid[0].any() and not valid[:, 0].any()
+    assert not valid[-1].any() and not valid[:, -1].any()
+    assert valid[30, 40] and (depth[~valid] == 0).all() and (depth[valid] > 0).all()
+
+
+def test_random_focal_changes_intrinsics():
+    cfg = SceneConfig(height=60, width=80, random_focal=True)
+    fx = {float(render_scene(seed, cfg)["intrinsics"][0]) for seed in range(4)}
+    base = NYU_INTRINSICS[0] * 80 / 640
+    assert len(fx) == 4
+    assert all(0.74 * base <= f <= 1.36 * base for f in fx)
+
+
+def test_explicit_intrinsics_are_used():
+    cfg = SceneConfig(
+        height=48, width=64, intrinsics=(50.0, 50.0, 31.5, 23.5), sensor_effects=False
+    )
+    s = render_scene(0, cfg)
+    assert s["intrinsics"].tolist() == [50.0, 50.0, 31.5, 23.5]
+
+
+def test_batch_matches_single_scenes():
+    batch = render_batch([7, 8], SMALL)
+    assert batch["image"].shape == (2, 3, 50, 70) and batch["name"][1] == "synthetic-00000008"
+    for i, seed in enumerate((7, 8)):
+        single = render_scene(seed, SMALL)
+        assert torch.allclose(batch["depth"][i], single["depth"], atol=1e-5)
+        assert torch.equal(batch["valid"][i], single["valid"])
+        assert (batch["image"][i] - single["image"]).abs().mean() < 2e-3
+
+
+def test_tile_culling_matches_testing_every_primitive(monkeypatch):
+    cfg = SceneConfig(height=40, width=56, sensor_effects=False, shadows=False)
+    culled = render_scene(5, cfg)
+
+    def all_pairs(p, tiles):
+        b, n = p.boxes.shape[0], p.boxes.shape[1] + p.cyls.shape[1]
+        grid = torch.ones(b, tiles.count, n, dtype=torch.bool)
+        return torch.nonzero(grid & syn._present(p)[:, None, :])
+
+    monkeypatch.setattr(syn, "_view_pairs", all_pairs)
+    brute = render_scene(5, cfg)
+    assert torch.equal(culled["depth"], brute["depth"])
+
+
+def test_dataset_items_are_render_scene():
+    ds = SyntheticScenes(4, SMALL, seed=20)
+    assert len(ds) == 4
+    item = ds[1]
+    assert sorted(item) == ["depth", "image", "intrinsics", "name", "valid"]
+    assert torch.equal(item["depth"], render_scene(21, SMALL)["depth"])
+    assert ds[-1]["name"] == "synthetic-00000023"
+    with pytest.raises(IndexError):
+        ds[4]
+
+
+def test_render_example_writes_png16_millimetres(tmp_path):
+    from PIL import Image
+
+    cfg = SceneConfig(height=48, width=64, border_prob=0.0)
+    sample = render_example(tmp_path / "rgb.png", tmp_path / "depth.png", seed=2, config=cfg)
+    rgb = np.asarray(Image.open(tmp_path / "rgb.png"))
+    depth = np.asarray(Image.open(tmp_path / "depth.png"))
+    assert rgb.shape == (48, 64, 3) and rgb.dtype == np.uint8
+    assert depth.shape == (48, 64) and depth.dtype == np.uint16
+    metres = sample["depth"][0].numpy()
+    assert np.abs(depth / 1000.0 - metres).max() <= 0.0006
+
+
+def test_scene_sampling_is_device_free_and_deterministic():
+    a, b = sample_scene(42), sample_scene(42)
+    assert np.array_equal(a.boxes, b.boxes) and np.array_equal(a.materials, b.materials)
+    assert a.lights.shape[0] >= 1
+    assert np.allclose(a.cam_rot.T @ a.cam_rot, np.eye(3), atol=1e-9)
+
+
+def test_renders_on_the_test_device(device):
+    cfg = SceneConfig(height=48, width=64, sensor_effects=False)
+    here = render_scene(6, cfg, device=device)
+    assert here["depth"].device.type == torch.device(device).type
+    cpu = render_scene(6, cfg)
+    close = torch.isclose(here["depth"].cpu(), cpu["depth"], rtol=1e-4)
+    assert float(close.float().mean()) > 0.995  # object edges may flip by a pixel
+    assert (here["image"].cpu() - cpu["image"]).abs().mean() < 0.01
