@@ -166,7 +166,7 @@ class Predictor:
 
         if self.device.type == "cuda":
             result = irls_fuse(depth, gradients[:, :1], gradients[:, 1:], config=self.fusion)
-            return result.depth, [_fusion_stats(result)] * depth.shape[0]
+            return result.depth, [_fusion_stats(result, i) for i in range(depth.shape[0])]
         fused, stats = [], []
         for d, g in zip(depth.cpu().numpy(), gradients.cpu().numpy(), strict=True):
             result = irls_fuse(d[0], g[0], g[1], config=self.fusion)
@@ -219,12 +219,12 @@ class Predictor:
         ]
 
 
-def _fusion_stats(result: Any) -> dict[str, Any]:
-    """The JSON-friendly summary of a FusionResult."""
+def _fusion_stats(result: Any, index: int = 0) -> dict[str, Any]:
+    """The JSON-friendly summary of a FusionResult (image ``index`` of a batch)."""
     return {
-        "irls_iterations": int(result.irls_iterations),
-        "cg_iterations": int(result.cg_iterations),
-        "objective": float(result.objective),
+        "irls_iterations": int(result.irls_iters),
+        "cg_iterations": int(result.cg_iters),
+        "objective": float(result.objectives[index]),
         "converged": bool(result.converged),
     }
 
