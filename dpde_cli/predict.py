@@ -201,6 +201,20 @@ class Predictor:
             fusion=stats,
         )
 
+    def predict_gradients(self, image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+        """The gradient network's (G_x, G_y) for a photo, resampled to another grid.
+
+        Args:
+            image: (H, W, 3) uint8 photo.
+            size: (h, w) of the depth map the gradients are for (same aspect ratio).
+
+        Returns:
+            (2, h, w) float32, metres per pixel of that grid.
+        """
+        batch = to_tensor(image).to(self.device)
+        _, gradients = self.run_network(resize(batch, self.network_size(image.shape[:2])))
+        return resize_gradients(gradients, size)[0].cpu().numpy()
+
     def predict(self, images: list[np.ndarray]) -> list[Prediction]:
         """Predict depth for images of one size: (H, W, 3) uint8 each."""
         import torch

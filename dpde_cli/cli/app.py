@@ -8,9 +8,11 @@ import typer
 
 from dpde_cli import __version__
 from dpde_cli.cli import eval as eval_cmd
+from dpde_cli.cli import fuse as fuse_cmd
 from dpde_cli.cli import models as models_cmd
 from dpde_cli.cli import pointcloud as pointcloud_cmd
 from dpde_cli.cli import predict as predict_cmd
+from dpde_cli.cli import train as train_cmd
 from dpde_cli.cli.common import GlobalOptions
 
 app = typer.Typer(
@@ -49,8 +51,10 @@ def root(
 
 app.command("predict", no_args_is_help=True)(predict_cmd.predict)
 app.command("models")(models_cmd.models)
+app.command("train", no_args_is_help=True)(train_cmd.train)
 app.command("pointcloud", no_args_is_help=True)(pointcloud_cmd.pointcloud)
 app.command("eval", no_args_is_help=True)(eval_cmd.eval_command)
+app.command("fuse", no_args_is_help=True)(fuse_cmd.fuse)
 
 
 def main() -> None:

@@ -1,0 +1,149 @@
+"""`dpde fuse`: depth + gradient files, photo + depth, masks, units and shape errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from dpde_cli.cli.app import app
+from dpde_cli.geometry import spatial_gradients
+from dpde_cli.io import read_depth, write_depth
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def scene(tmp_path: Path) -> dict[str, Path]:
+    """A step edge between two ramps: noisy depth with a hole, and exact gradients."""
+    yy, xx = np.mgrid[0:48, 0:64].astype(np.float32)
+    truth = 2.0 + 0.01 * yy + np.where(xx > 30, 1.0, 0.0).astype(np.float32)
+    gx, gy = spatial_gradients(truth)
+    noisy = truth + np.random.default_rng(0).normal(0, 0.05, truth.shape).astype(np.float32)
+    noisy[10:20, 10:20] = 0.0
+    paths = {name: tmp_path / f"{name}.npy" for name in ("truth", "gx", "gy")}
+    np.save(paths["truth"], truth)
+    np.save(paths["gx"], gx)
+    np.save(paths["gy"], gy)
+    np.save(tmp_path / "both.npy", np.stack([gx, gy]))
+    paths["both"] = tmp_path / "both.npy"
+    paths["noisy"] = write_depth(tmp_path / "noisy.png", noisy)
+    return paths
+
+
+def run(*args: str):
+    return runner.invoke(app, ["--device", "cpu", "fuse", *args])
+
+
+def test_gradient_files_recover_truth_and_fill_hole(scene: dict[str, Path], tmp_path: Path) -> None:
+    out = tmp_path / "fused.npy"
+    result = run(
+        str(scene["noisy"]),
+        "--gx",
+        str(scene["gx"]),
+        "--gy",
+        str(scene["gy"]),
+        "-o",
+        str(out),
+        "--json",
+    )
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.stdout)
+    assert record["filled_pixels"] == 100 and record["converged"]
+    truth = np.load(scene["truth"])
+    fused = read_depth(out)
+    noisy = read_depth(scene["noisy"])
+    ok = noisy > 0
+    assert np.abs(fused - truth).mean() < 0.25 * np.abs(noisy - truth)[ok].mean()
+    assert np.abs(fused - truth)[10:20, 10:20].max() < 0.05  # the hole is filled
+
+
+def test_stacked_gradients_and_mask(scene: dict[str, Path], tmp_path: Path) -> None:
+    mask = tmp_path / "mask.png"
+    Image.fromarray(np.full((48, 64), 255, np.uint8)).save(mask)
+    out = tmp_path / "fused.png"
+    result = run(
+        str(scene["noisy"]), "--gradients", str(scene["both"]), "--mask", str(mask), "-o", str(out)
+    )
+    assert result.exit_code == 0, result.output
+    assert read_depth(out).shape == (48, 64)
+
+
+def test_omega_zero_returns_the_input(scene: dict[str, Path], tmp_path: Path) -> None:
+    out = tmp_path / "same.npy"
+    result = run(
+        str(scene["noisy"]), "--gradients", str(scene["both"]), "--omega", "0", "-o", str(out)
+    )
+    assert result.exit_code == 0, result.output
+    noisy = read_depth(scene["noisy"])
+    ok = noisy > 0
+    np.testing.assert_allclose(read_depth(out)[ok], noisy[ok], atol=1e-3)
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda p, d: np.save(p["gx"], np.zeros((10, 10), np.float32)), "does not match"),
+        (lambda p, d: np.save(p["gx"], np.load(p["gx"]) * 1000.0), "different units"),
+        (lambda p, d: np.save(p["gy"], np.full((48, 64), np.nan, np.float32)), "NaN"),
+    ],
+)
+def test_bad_gradients_are_one_line_errors(
+    scene: dict[str, Path], tmp_path: Path, make, message: str
+) -> None:
+    make(scene, tmp_path)
+    out = tmp_path / "fused.png"
+    result = run(
+        str(scene["noisy"]), "--gx", str(scene["gx"]), "--gy", str(scene["gy"]), "-o", str(out)
+    )
+    assert result.exit_code == 1
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+def test_usage_errors(scene: dict[str, Path], tmp_path: Path) -> None:
+    only_gx = run(str(scene["noisy"]), "--gx", str(scene["gx"]), "-o", str(tmp_path / "a.png"))
+    assert only_gx.exit_code == 2
+    neither = run(str(scene["noisy"]), "-o", str(tmp_path / "a.png"))
+    assert neither.exit_code == 2
+
+
+def test_photo_and_depth_uses_the_gradient_network(
+    scene: dict[str, Path], tmp_path: Path, tiny_weights: Path
+) -> None:
+    photo = tmp_path / "photo.jpg"
+    rng = np.random.default_rng(1)
+    Image.fromarray(rng.integers(0, 255, (96, 128, 3), dtype=np.uint8)).save(photo)
+    out = tmp_path / "filled.png"
+    result = run(
+        str(photo),
+        "--depth",
+        str(scene["noisy"]),
+        "-o",
+        str(out),
+        "--model",
+        "dpde-tiny",
+        "--weights",
+        str(tiny_weights),
+    )
+    assert result.exit_code == 0, result.output
+    filled = read_depth(out)
+    assert filled.shape == (48, 64) and (filled[10:20, 10:20] > 0).all()
+    wrong = tmp_path / "tall.png"
+    write_depth(wrong, np.ones((64, 48), np.float32))
+    result = run(
+        str(photo),
+        "--depth",
+        str(wrong),
+        "-o",
+        str(tmp_path / "b.png"),
+        "--model",
+        "dpde-tiny",
+        "--weights",
+        str(tiny_weights),
+    )
+    assert result.exit_code == 1 and "aspect ratio" in result.stderr
