@@ -35,7 +35,7 @@ class DPDE(nn.Module):
     bias set so an untrained model predicts ``init_depth`` everywhere.
 
     Input: (B, 3, H, W) RGB in [0, 1] (the model normalises with its own mean/std);
-    H and W multiples of 32.
+    H and W multiples of 8 (the laterals resize the odd strides that leaves).
 
     Args:
         encoder: a module returning features at strides 4, 8, 16, 32 with ``channels``.

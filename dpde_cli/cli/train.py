@@ -1,0 +1,343 @@
+"""`dpde train`: the paper's two-stage training recipe, resumable, on one GPU or many."""
+
+from __future__ import annotations
+
+import json
+import os
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from dpde_cli.cli.common import (
+    DeviceOption,
+    ModelOption,
+    err_console,
+    global_options,
+    handle_errors,
+    make_progress,
+    show_progress,
+)
+from dpde_cli.errors import UsageError
+
+
+class Stage(str, Enum):
+    """Training stages."""
+
+    global_ = "global"
+    gradient = "gradient"
+    all = "all"
+
+
+class Dataset(str, Enum):
+    """Datasets that can be trained on."""
+
+    nyuv2 = "nyuv2"
+    make3d = "make3d"
+    folder = "folder"
+    synthetic = "synthetic"
+
+
+class Schedule(str, Enum):
+    """Learning-rate schedules."""
+
+    paper = "paper"
+    constant = "constant"
+
+
+# CLI parameter name -> TrainConfig field, for the options `--resume` may change.
+_RESUME_OPTIONS = {
+    "epochs": "epochs",
+    "max_steps": "max_steps",
+    "workers": "workers",
+    "device": "device",
+    "checkpoint_every": "checkpoint_every",
+    "log_every": "log_every",
+}
+
+
+@handle_errors
+def train(
+    ctx: typer.Context,
+    dataset: Annotated[
+        Dataset, typer.Option("--dataset", case_sensitive=False, help="Training data.")
+    ] = Dataset.nyuv2,
+    data_dir: Annotated[
+        Path | None, typer.Option("--data-dir", help="The dataset's folder (not for synthetic).")
+    ] = None,
+    model: ModelOption = "dpde-r50",
+    stage: Annotated[
+        Stage,
+        typer.Option(
+            "--stage",
+            case_sensitive=False,
+            help="global (encoder+decoder, BerHu+FSIM), gradient (gradient net, log-L1) "
+            "or all (both in turn).",
+        ),
+    ] = Stage.all,
+    epochs: Annotated[int, typer.Option("--epochs", min=1, help="Epochs per stage.")] = 30,
+    max_steps: Annotated[
+        int | None, typer.Option("--max-steps", min=1, help="Stop each stage after N steps.")
+    ] = None,
+    batch_size: Annotated[
+        int, typer.Option("--batch-size", "-b", min=1, help="Images per step and GPU.")
+    ] = 8,
+    lr: Annotated[float, typer.Option("--lr", help="Initial learning rate (SGD).")] = 1e-2,
+    momentum: Annotated[float, typer.Option(help="SGD momentum.")] = 0.9,
+    weight_decay: Annotated[float, typer.Option(help="L2 weight decay.")] = 1e-4,
+    schedule: Annotated[
+        Schedule,
+        typer.Option(
+            case_sensitive=False,
+            help="paper: lr x1, x0.5, x0.1 over thirds of the epochs; constant.",
+        ),
+    ] = Schedule.paper,
+    lambda_berhu: Annotated[float, typer.Option(help="Weight of the BerHu loss.")] = 1.0,
+    lambda_fsim: Annotated[float, typer.Option(help="Weight of the FSIM term.")] = 1.0,
+    input_size: Annotated[
+        tuple[int, int] | None,
+        typer.Option("--input-size", help="H W training size, multiples of 8 (default: model's)."),
+    ] = None,
+    augment: Annotated[
+        bool, typer.Option("--augment/--no-augment", help="Scale, rotate, crop, flip, jitter.")
+    ] = True,
+    val_fraction: Annotated[
+        float, typer.Option("--val-fraction", help="Share of training images held out.")
+    ] = 0.05,
+    val_split: Annotated[
+        str | None, typer.Option("--val-split", help="Validate on this split instead.")
+    ] = None,
+    synthetic_size: Annotated[
+        int, typer.Option("--synthetic-size", min=1, help="Scenes in the synthetic set.")
+    ] = 1000,
+    dataset_option: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--dataset-option", help="KEY=VALUE passed to the dataset (repeatable), e.g. gt=raw."
+        ),
+    ] = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Run folder.")] = Path("runs/train"),
+    resume_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--resume",
+            help="Continue the run in this folder from its last checkpoint (its saved "
+            "config is used; only --epochs, --max-steps, --workers, --device, "
+            "--checkpoint-every and --log-every may change).",
+        ),
+    ] = None,
+    device: DeviceOption = None,
+    seed: Annotated[int, typer.Option(help="Seed of init, order, augmentation.")] = 0,
+    workers: Annotated[int, typer.Option("--workers", "-j", min=0, help="Loader workers.")] = 4,
+    pretrained: Annotated[
+        bool,
+        typer.Option("--pretrained/--no-pretrained", help="ImageNet-initialised encoder."),
+    ] = True,
+    init_weights: Annotated[
+        Path | None,
+        typer.Option("--init-weights", help="Weights or checkpoint to start from."),
+    ] = None,
+    amp: Annotated[
+        bool, typer.Option("--amp/--no-amp", help="Mixed precision (CUDA only).")
+    ] = True,
+    channels_last: Annotated[
+        bool, typer.Option("--channels-last/--no-channels-last", help="CUDA only.")
+    ] = True,
+    deterministic: Annotated[
+        bool,
+        typer.Option(
+            "--deterministic/--no-deterministic", help="Deterministic algorithms on the CPU."
+        ),
+    ] = True,
+    checkpoint_every: Annotated[
+        int | None,
+        typer.Option("--checkpoint-every", min=1, help="Also checkpoint every N steps."),
+    ] = None,
+    log_every: Annotated[int, typer.Option("--log-every", min=1, help="Log every N steps.")] = 10,
+    export_half: Annotated[
+        bool, typer.Option("--export-half", help="Export the weights as float16.")
+    ] = False,
+    clip_grad_norm: Annotated[
+        float | None, typer.Option("--clip-grad-norm", help="Clip the gradient norm.")
+    ] = None,
+    sync_bn: Annotated[
+        bool, typer.Option("--sync-bn", help="SyncBatchNorm across GPUs (torchrun).")
+    ] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="The weights index as JSON on stdout.")
+    ] = False,
+) -> None:
+    """Train a model with the paper's recipe (SGD, BerHu + FSIM, then the gradient net).
+
+    Writes config.json, log.jsonl, checkpoints/last.pt, weights/<model>-<sha8>.pt and
+    weights.json into --out; prints the best and last weights with their sha256.
+
+    Examples:
+
+        dpde train --dataset nyuv2 --data-dir ~/data/nyu --out runs/nyu
+
+        dpde train --resume runs/nyu
+
+        torchrun --nproc_per_node 4 -m dpde_cli train --dataset nyuv2 --data-dir ~/data/nyu
+
+        dpde train --dataset synthetic --synthetic-size 200 --model dpde-lite --epochs 2
+    """
+    from dpde_cli import train as training
+
+    opts = global_options(ctx)
+    main = int(os.environ.get("RANK", "0")) == 0
+    quiet = opts.quiet or not main
+    callbacks = _Reporter(show_progress(quiet or as_json), quiet)
+    if resume_dir is not None:
+        _check_resume_options(ctx)
+    with callbacks:
+        if resume_dir is not None:
+            overrides = {
+                field: ctx.params[name] if name != "device" else (device or opts.device)
+                for name, field in _RESUME_OPTIONS.items()
+                if _given(ctx, name) or (name == "device" and _given_root_device(ctx))
+            }
+            result = training.resume(resume_dir, callbacks, overrides=overrides)
+        else:
+            config = training.TrainConfig(
+                dataset=dataset.value,
+                data_dir=str(data_dir) if data_dir is not None else None,
+                dataset_options=_parse_options(dataset_option or []),
+                synthetic_size=synthetic_size,
+                model=model,
+                stage=stage.value,
+                epochs=epochs,
+                max_steps=max_steps,
+                batch_size=batch_size,
+                lr=lr,
+                momentum=momentum,
+                weight_decay=weight_decay,
+                schedule=schedule.value,
+                lambda_berhu=lambda_berhu,
+                lambda_fsim=lambda_fsim,
+                input_size=tuple(input_size) if input_size else None,
+                augment=augment,
+                val_fraction=val_fraction,
+                val_split=val_split,
+                workers=workers,
+                seed=seed,
+                device=device or opts.device,
+                amp=amp,
+                channels_last=channels_last,
+                deterministic=deterministic,
+                out=str(out),
+                pretrained=pretrained,
+                init_weights=str(init_weights) if init_weights is not None else None,
+                checkpoint_every=checkpoint_every,
+                log_every=log_every,
+                export_half=export_half,
+                clip_grad_norm=clip_grad_norm,
+                sync_bn=sync_bn,
+            )
+            result = training.train(config, callbacks)
+    if not main:
+        return
+    if as_json:
+        typer.echo(json.dumps({"run_dir": str(result.run_dir), **result.weights}))
+        return
+    for key in ("best", "last"):
+        entry = result.weights.get(key)
+        if entry:
+            typer.echo(f"{key}\t{result.run_dir / entry['file']}\tsha256:{entry['sha256']}")
+
+
+def _check_resume_options(ctx: typer.Context) -> None:
+    """Refuse options that --resume would ignore (the run keeps its saved config)."""
+    allowed = {*_RESUME_OPTIONS, "resume_dir", "as_json"}
+    ignored = sorted(
+        "--" + name.replace("_", "-")
+        for name in ctx.params
+        if name not in allowed and _given(ctx, name)
+    )
+    if ignored:
+        raise UsageError(
+            f"--resume continues the run with its saved config; {', '.join(ignored)} "
+            "cannot change (only --epochs, --max-steps, --workers, --device, "
+            "--checkpoint-every, --log-every)"
+        )
+
+
+def _given(ctx: typer.Context, name: str) -> bool:
+    """Whether an option was typed on the command line (not a default)."""
+    source = ctx.get_parameter_source(name)
+    return getattr(source, "name", None) == "COMMANDLINE"  # typer may bundle its own click
+
+
+def _given_root_device(ctx: typer.Context) -> bool:
+    """Whether the root command's --device was typed."""
+    root = ctx.find_root()
+    return root is not ctx and _given(root, "device")
+
+
+def _parse_options(items: list[str]) -> dict[str, Any]:
+    """KEY=VALUE strings -> dict; values parsed as JSON where they can be, else strings."""
+    options: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--dataset-option wants KEY=VALUE, got {item!r}")
+        try:
+            options[key.strip()] = json.loads(value)
+        except ValueError:
+            options[key.strip()] = value
+    return options
+
+
+class _Reporter:
+    """TrainCallbacks that drive a rich progress bar and print epoch summaries on stderr."""
+
+    def __init__(self, progress_enabled: bool, quiet: bool) -> None:
+        self.progress = make_progress(progress_enabled)
+        self.quiet = quiet
+        self.task = None
+
+    def __enter__(self) -> _Reporter:
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.__exit__(*exc)
+
+    def on_stage_start(self, stage: str, total_steps: int, done_steps: int) -> None:
+        if self.task is not None:
+            self.progress.remove_task(self.task)
+        self.task = self.progress.add_task(
+            f"train {stage}", total=total_steps, completed=done_steps
+        )
+
+    def on_step(self, record: dict[str, Any]) -> None:
+        if self.task is not None:
+            self.progress.advance(self.task)
+            if "loss" in record:
+                self.progress.update(
+                    self.task, description=f"train {record['stage']} loss {record['loss']:.4f}"
+                )
+
+    def on_epoch(self, record: dict[str, Any]) -> None:
+        if self.quiet:
+            return
+        parts = [
+            f"{record['stage']} epoch {record['epoch'] + 1}",
+            f"step {record['step']}",
+            f"lr {record['lr']:.3g}",
+            f"loss {record['train_loss']:.4f}",
+        ]
+        for key, label in (("val_rms", "RMS"), ("val_abs_rel", "REL"), ("val_d1", "d1")):
+            if key in record:
+                parts.append(f"val {label} {record[key]:.4f}")
+        if record["stage"] == "gradient" and "val_grad_loss" in record:
+            parts.append(f"val grad {record['val_grad_loss']:.4f}")
+        parts.append(f"{record['images_per_s']:.1f} img/s")
+        if record.get("best"):
+            parts.append("(best)")
+        self.progress.console.print(", ".join(parts), markup=False, highlight=False)
+
+    def on_message(self, message: str) -> None:
+        if not self.quiet:
+            err_console.print(f"dpde: {message}", markup=False, highlight=False)

@@ -1,0 +1,228 @@
+"""Training and evaluation transforms on dpde sample dicts (torch, CPU, per sample).
+
+Each operation is a plain function on a sample dict (see ``dpde_cli.data._common``) that
+returns a new dict; randomness comes only from an explicit ``torch.Generator``, so a sample
+is augmented the same way wherever and whenever it is loaded (``sample_generator`` seeds
+one from (seed, epoch, index)). Depth is resampled with nearest neighbours (no depth is
+invented between a foreground and a background pixel) and out-of-image pixels become
+invalid (depth 0). Intrinsics follow resizes, crops and flips; a rotation leaves them
+as they were (approximate for the small angles used).
+
+Example:
+    >>> augment = TrainTransform(size=(240, 320))
+    >>> sample = augment(dataset[i], sample_generator(seed=0, epoch=3, index=i))
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+Sample = dict
+"""A dpde sample dict: image (3, H, W), depth (1, H, W), valid (1, H, W), intrinsics, name."""
+
+
+def sample_generator(seed: int, epoch: int, index: int) -> torch.Generator:
+    """A torch.Generator seeded from (seed, epoch, index) through numpy's SeedSequence."""
+    state = np.random.SeedSequence([int(seed), int(epoch), int(index)]).generate_state(2)
+    return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]) >> 1)
+
+
+def _uniform(generator: torch.Generator, low: float, high: float) -> float:
+    """One float drawn uniformly from [low, high)."""
+    return low + (high - low) * float(torch.rand((), generator=generator))
+
+
+def _nearest(tensor: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Centre-aligned nearest resize of (C, H, W) (PIL's NEAREST, torch's nearest-exact)."""
+    if tuple(tensor.shape[-2:]) == tuple(size):
+        return tensor
+    dtype = tensor.dtype
+    out = F.interpolate(tensor[None].float(), size=size, mode="nearest-exact")[0]
+    return out.to(dtype)
+
+
+def _scale_intrinsics(
+    intrinsics: torch.Tensor, src: tuple[int, int], dst: tuple[int, int]
+) -> torch.Tensor:
+    """[fx, fy, cx, cy] of an image resized from src to dst = (H, W) (pixel centres)."""
+    sy, sx = dst[0] / src[0], dst[1] / src[1]
+    fx, fy, cx, cy = intrinsics.tolist()
+    return torch.tensor(
+        [fx * sx, fy * sy, (cx + 0.5) * sx - 0.5, (cy + 0.5) * sy - 0.5], dtype=torch.float32
+    )
+
+
+def resize(sample: Sample, size: tuple[int, int], depth_scale: float = 1.0) -> Sample:
+    """Resize to size = (H, W): image bilinear (antialiased), depth and valid nearest.
+
+    Args:
+        sample: a sample dict.
+        size: (height, width) in pixels.
+        depth_scale: depth is divided by it (the random-scale augmentation: enlarging the
+            image by s looks like a camera s times closer).
+
+    Returns:
+        A new sample dict.
+    """
+    out = dict(sample)
+    src = tuple(sample["image"].shape[-2:])
+    size = (int(size[0]), int(size[1]))
+    if src != size:
+        out["image"] = F.interpolate(
+            sample["image"][None], size=size, mode="bilinear", align_corners=False, antialias=True
+        )[0].clamp(0.0, 1.0)
+        out["depth"] = _nearest(sample["depth"], size)
+        out["valid"] = _nearest(sample["valid"], size)
+        if "intrinsics" in sample:
+            out["intrinsics"] = _scale_intrinsics(sample["intrinsics"], src, size)
+    if depth_scale != 1.0:
+        out["depth"] = out["depth"] / depth_scale
+    return out
+
+
+def crop(sample: Sample, top: int, left: int, size: tuple[int, int]) -> Sample:
+    """Crop the window of size = (H, W) whose top-left pixel is (top, left)."""
+    height, width = size
+    out = dict(sample)
+    for key in ("image", "depth", "valid"):
+        out[key] = sample[key][:, top : top + height, left : left + width]
+    if "intrinsics" in sample:
+        fx, fy, cx, cy = sample["intrinsics"].tolist()
+        out["intrinsics"] = torch.tensor([fx, fy, cx - left, cy - top], dtype=torch.float32)
+    return out
+
+
+def random_crop(sample: Sample, size: tuple[int, int], generator: torch.Generator) -> Sample:
+    """A uniformly placed crop of size = (H, W); the sample must be at least that large."""
+    height, width = sample["image"].shape[-2:]
+    if height < size[0] or width < size[1]:
+        raise ValueError(f"cannot crop {tuple(size)} from an image of {(height, width)}")
+    top = int(torch.randint(0, height - size[0] + 1, (), generator=generator))
+    left = int(torch.randint(0, width - size[1] + 1, (), generator=generator))
+    return crop(sample, top, left, size)
+
+
+def hflip(sample: Sample) -> Sample:
+    """Mirror left-right (cx becomes W - 1 - cx)."""
+    out = dict(sample)
+    for key in ("image", "depth", "valid"):
+        out[key] = sample[key].flip(-1)
+    if "intrinsics" in sample:
+        fx, fy, cx, cy = sample["intrinsics"].tolist()
+        width = sample["image"].shape[-1]
+        out["intrinsics"] = torch.tensor([fx, fy, width - 1 - cx, cy], dtype=torch.float32)
+    return out
+
+
+def rotate(sample: Sample, degrees: float) -> Sample:
+    """Rotate about the image centre by ``degrees`` (positive: clockwise on screen).
+
+    The image is resampled bilinearly, depth and validity with nearest neighbours; pixels
+    that come from outside the image are black and invalid. A roll of the camera about its
+    optical axis leaves each point's depth (camera z) unchanged, so values are kept.
+    """
+    if degrees == 0.0:
+        return dict(sample)
+    height, width = sample["image"].shape[-2:]
+    angle = math.radians(degrees)
+    cos, sin = math.cos(angle), math.sin(angle)
+    aspect = width / height
+    # affine_grid works in normalised coordinates; undo the aspect so the turn is rigid.
+    theta = torch.tensor(
+        [[cos, sin / aspect, 0.0], [-sin * aspect, cos, 0.0]], dtype=torch.float32
+    )[None]
+    grid = F.affine_grid(theta, [1, 1, height, width], align_corners=False)
+    out = dict(sample)
+    out["image"] = F.grid_sample(
+        sample["image"][None], grid, mode="bilinear", padding_mode="zeros", align_corners=False
+    )[0].clamp(0.0, 1.0)
+    depth = F.grid_sample(
+        sample["depth"][None], grid, mode="nearest", padding_mode="zeros", align_corners=False
+    )[0]
+    valid = F.grid_sample(
+        sample["valid"][None].float(), grid, mode="nearest", padding_mode="zeros",
+        align_corners=False,
+    )[0] > 0.5  # fmt: skip
+    out["valid"] = valid & (depth > 0)
+    out["depth"] = torch.where(out["valid"], depth, torch.zeros_like(depth))
+    return out
+
+
+def color_jitter(
+    image: torch.Tensor,
+    generator: torch.Generator,
+    brightness: float = 0.2,
+    contrast: float = 0.2,
+    saturation: float = 0.2,
+    gamma: tuple[float, float] = (0.9, 1.1),
+) -> torch.Tensor:
+    """Random brightness, contrast, saturation and gamma of a (3, H, W) image in [0, 1].
+
+    Factors are drawn uniformly from [1 - x, 1 + x] (gamma from its range), applied in
+    that order; the result is clamped to [0, 1].
+    """
+    image = image * _uniform(generator, 1 - brightness, 1 + brightness)
+    mean = image.mean()
+    image = (image - mean) * _uniform(generator, 1 - contrast, 1 + contrast) + mean
+    grey = (0.299 * image[0] + 0.587 * image[1] + 0.114 * image[2])[None]
+    image = (image - grey) * _uniform(generator, 1 - saturation, 1 + saturation) + grey
+    image = image.clamp(0.0, 1.0) ** _uniform(generator, *gamma)
+    return image.clamp(0.0, 1.0)
+
+
+@dataclass(frozen=True)
+class TrainTransform:
+    """The standard depth augmentations, ending at the network's input size.
+
+    Order: random scale s in ``scale_range`` (resize to s times ``size`` in one step,
+    depth divided by s); random rotation in +-``rotation_deg``; random crop back to
+    ``size``; horizontal flip with ``flip_prob``; colour jitter.
+
+    Attributes:
+        size: (H, W) network input size, pixels.
+        scale_range: (low, high) of s, >= 1.
+        rotation_deg: largest rotation, degrees.
+        flip_prob: probability of a left-right flip.
+        brightness, contrast, saturation: jitter amplitudes (factor in [1 - x, 1 + x]).
+        gamma: (low, high) gamma range.
+    """
+
+    size: tuple[int, int]
+    scale_range: tuple[float, float] = (1.0, 1.5)
+    rotation_deg: float = 5.0
+    flip_prob: float = 0.5
+    brightness: float = 0.2
+    contrast: float = 0.2
+    saturation: float = 0.2
+    gamma: tuple[float, float] = (0.9, 1.1)
+
+    def __call__(self, sample: Sample, generator: torch.Generator) -> Sample:
+        """Augment one sample with draws from ``generator``."""
+        height, width = self.size
+        scale = _uniform(generator, *self.scale_range)
+        big = (max(height, round(height * scale)), max(width, round(width * scale)))
+        out = resize(sample, big, depth_scale=scale)
+        out = rotate(out, _uniform(generator, -self.rotation_deg, self.rotation_deg))
+        out = random_crop(out, self.size, generator)
+        if float(torch.rand((), generator=generator)) < self.flip_prob:
+            out = hflip(out)
+        out["image"] = color_jitter(
+            out["image"], generator, self.brightness, self.contrast, self.saturation, self.gamma
+        )
+        return out
+
+
+@dataclass(frozen=True)
+class EvalTransform:
+    """Resize to the network input size (image bilinear, depth nearest); no randomness."""
+
+    size: tuple[int, int]
+
+    def __call__(self, sample: Sample, generator: torch.Generator | None = None) -> Sample:
+        """Resize one sample."""
+        return resize(sample, self.size)

@@ -1,0 +1,134 @@
+"""`dpde train` end to end on a tiny folder dataset: outputs, resume, one-line errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from typer.testing import CliRunner
+
+from dpde_cli.cli.app import app
+from dpde_cli.registry import sha256_file
+
+runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    """DIR/rgb/<stem>.png + DIR/depth/<stem>.png (uint16 mm): six planes, brighter = nearer."""
+    root = tmp_path / "frames"
+    (root / "rgb").mkdir(parents=True)
+    (root / "depth").mkdir()
+    rows = np.linspace(0, 1, 48)[:, None].repeat(72, axis=1)
+    for i in range(6):
+        depth = 1.0 + 0.3 * i + 2.0 * (1 - rows)
+        gray = np.clip(255 / depth, 0, 255).astype(np.uint8)
+        Image.fromarray(np.stack([gray] * 3, axis=-1)).save(root / "rgb" / f"f{i}.png")
+        mm = np.round(depth * 1000).astype(np.uint16)
+        mm[:2] = 0  # no depth on the top rows
+        Image.fromarray(mm).save(root / "depth" / f"f{i}.png")
+    return root
+
+
+def run(*args: str):
+    return runner.invoke(app, ["--device", "cpu", "--quiet", *args])
+
+
+def base_args(folder: Path, out: Path) -> list[str]:
+    return [
+        "train",
+        "--dataset",
+        "folder",
+        "--data-dir",
+        str(folder),
+        "--model",
+        "dpde-tiny",
+        "--no-pretrained",
+        "--batch-size",
+        "2",
+        "--workers",
+        "0",
+        "--val-fraction",
+        "0.34",
+        "--out",
+        str(out),
+    ]
+
+
+def test_train_end_to_end_then_resume_and_errors(folder: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    result = run(*base_args(folder, out), "--epochs", "2", "--max-steps", "3", "--log-every", "1")
+    assert result.exit_code == 0, result.output
+    lines = [line.split("\t") for line in result.stdout.strip().splitlines()]
+    assert [line[0] for line in lines] == ["best", "last"]
+    for _, path, digest in lines:
+        assert Path(path).is_file() and digest == f"sha256:{sha256_file(Path(path))}"
+    for name in ("config.json", "log.jsonl", "weights.json", "checkpoints/last.pt"):
+        assert (out / name).is_file()
+    config = json.loads((out / "config.json").read_text())
+    assert config["dataset"] == "folder" and config["input_size"] == [64, 96]
+    records = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    steps = [r for r in records if r["kind"] == "step"]
+    # 4 training frames, batches of 2: 2 steps an epoch, max 3 a stage, two stages
+    assert [(r["stage"], r["step"]) for r in steps] == [
+        (s, n) for s in ("global", "gradient") for n in (1, 2, 3)
+    ]
+
+    again = run("train", "--resume", str(out), "--json")
+    assert again.exit_code == 0, again.output
+    index = json.loads(again.stdout)
+    assert index["best"]["sha256"] == lines[0][2].removeprefix("sha256:")
+
+    changed = run("train", "--resume", str(out), "--lr", "0.5")
+    assert changed.exit_code == 2 and "--lr" in changed.output
+
+    taken = run(*base_args(folder, out))
+    assert taken.exit_code == 2
+    assert "already holds a run" in taken.output and "Traceback" not in taken.output
+
+    bad = run(*base_args(folder, tmp_path / "other"), "--input-size", "50", "50")
+    assert bad.exit_code == 2 and "multiples of 8" in bad.output
+
+    missing = run(*base_args(tmp_path / "nowhere", tmp_path / "x"))
+    assert missing.exit_code != 0 and "Traceback" not in missing.output
+    assert len(missing.output.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_through_the_cli(tmp_path: Path) -> None:
+    """`python -m torch.distributed.run --nproc_per_node 2 -m dpde_cli train` on the CPU."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = str(sock.getsockname()[1])
+    out = tmp_path / "run"
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+        "--master_port", port, "-m", "dpde_cli", "--device", "cpu", "train",
+        "--dataset", "synthetic", "--synthetic-size", "10", "--model", "dpde-lite",
+        "--no-pretrained", "--input-size", "64", "96", "--epochs", "1", "--batch-size", "2",
+        "--workers", "0", "--val-fraction", "0.2", "--out", str(out), "--json",
+    ]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    index = json.loads(done.stdout)  # rank 0 alone prints
+    assert sha256_file(out / index["best"]["file"]) == index["best"]["sha256"]
+    start = json.loads((out / "log.jsonl").read_text().splitlines()[0])
+    assert start["world_size"] == 2

@@ -1,0 +1,315 @@
+"""`dpde_cli.train`: schedule, sampler, learning, exact resume, exports, two-process DDP."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from torch.utils.data import Dataset
+
+from dpde_cli.errors import DpdeError, InputError, UsageError
+from dpde_cli.registry import create_model, sha256_file
+from dpde_cli.train import (
+    EpochSampler,
+    TrainCallbacks,
+    TrainConfig,
+    holdout_split,
+    lr_factor,
+    read_log,
+    resume,
+    train,
+)
+
+SIZE = (64, 96)  # dpde-tiny's input size
+
+
+class Planes(Dataset):
+    """Tilted floor-like planes: the nearer, the brighter, so depth can be learnt fast."""
+
+    def __init__(self, length: int, size: tuple[int, int] = SIZE) -> None:
+        self.length = length
+        self.size = size
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        generator = torch.Generator().manual_seed(1000 + index)
+        height, width = self.size
+        near = 1.0 + 2.0 * torch.rand((), generator=generator)
+        slope = 3.0 * torch.rand((), generator=generator)
+        rows = torch.linspace(0, 1, height)[:, None].expand(height, width)
+        depth = (near + slope * (1 - rows))[None]
+        valid = torch.ones(1, height, width, dtype=torch.bool)
+        valid[:, :2] = False  # a border without depth, as NYUv2 frames have
+        return {
+            "image": (1.0 / depth).expand(3, height, width).clone(),
+            "depth": torch.where(valid, depth, torch.zeros_like(depth)),
+            "valid": valid,
+            "intrinsics": torch.tensor([60.0, 60.0, 47.5, 31.5]),
+            "name": f"plane-{index}",
+        }
+
+
+class StopAt(TrainCallbacks):
+    """Raise Interrupt after a given (stage, step): a simulated crash."""
+
+    class Interrupt(Exception):
+        pass
+
+    def __init__(self, stage: str, step: int) -> None:
+        self.stage, self.step = stage, step
+
+    def on_step(self, record: dict[str, Any]) -> None:
+        if (record["stage"], record["step"]) == (self.stage, self.step):
+            raise self.Interrupt()
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """One intra-op thread: fast and stable on a small, shared machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def tiny_config(out: Path, **changes: Any) -> TrainConfig:
+    """A fast dpde-tiny CPU config."""
+    values = {
+        "model": "dpde-tiny",
+        "device": "cpu",
+        "pretrained": False,
+        "workers": 0,
+        "batch_size": 4,
+        "log_every": 1,
+        "out": str(out),
+    }
+    values.update(changes)
+    return TrainConfig(**values)
+
+
+def _without_timing(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Log records without their wall-clock fields."""
+    drop = {"images_per_s", "seconds", "time"}
+    return [{k: v for k, v in r.items() if k not in drop} for r in records]
+
+
+# ------------------------------------------------------------------------------ pieces
+
+
+def test_paper_schedule_scales_with_epochs() -> None:
+    factors = [lr_factor(e, 30) for e in range(30)]
+    assert factors == [1.0] * 10 + [0.5] * 10 + [0.1] * 10
+    assert [lr_factor(e, 6) for e in range(6)] == [1.0, 1.0, 0.5, 0.5, 0.1, 0.1]
+    assert lr_factor(0, 1) == 1.0
+    assert lr_factor(25, 30, "constant") == 1.0
+
+
+def test_config_round_trips_through_json_and_is_validated() -> None:
+    config = TrainConfig(input_size=(224, 320), dataset_options={"gt": "raw"})
+    again = TrainConfig.from_json(json.loads(json.dumps(config.to_json())))
+    assert again == config and again.input_size == (224, 320)
+    for bad in ({"stage": "both"}, {"input_size": (240, 300)}, {"val_fraction": 1.0}):
+        with pytest.raises(UsageError):
+            TrainConfig(**bad).validate()
+    with pytest.raises(UsageError, match="unknown"):
+        TrainConfig.from_json({"nonsense": 1})
+
+
+def test_sampler_order_depends_on_seed_and_epoch_only_and_resumes_mid_epoch() -> None:
+    data = list(range(10))
+    a, b = EpochSampler(data, 1, 0, seed=3), EpochSampler(data, 1, 0, seed=3)
+    a.set_position(2)
+    b.set_position(2)
+    order = list(a)
+    assert order == list(b) and sorted(i for _, i in order) == data
+    assert all(epoch == 2 for epoch, _ in order)
+    b.set_position(3)
+    assert [i for _, i in b] != [i for _, i in order]
+    a.set_position(2, skip=4)
+    assert list(a) == order[4:] and len(a) == 6
+    shards = [EpochSampler(data, 2, rank, seed=3) for rank in (0, 1)]
+    for shard in shards:
+        shard.set_position(1)
+    seen = [i for shard in shards for _, i in shard]
+    assert sorted(seen) == data  # disjoint shards that cover everything
+
+
+def test_holdout_is_fixed_and_disjoint() -> None:
+    train_idx, val_idx = holdout_split(20, 0.25)
+    assert len(val_idx) == 5 and not set(train_idx) & set(val_idx)
+    assert holdout_split(20, 0.25) == (train_idx, val_idx)
+    assert holdout_split(20, 0.0) == (list(range(20)), [])
+
+
+# ------------------------------------------------------------------------------ training
+
+
+def test_fifty_steps_lower_the_loss_and_the_validation_rms(tmp_path: Path) -> None:
+    config = tiny_config(
+        tmp_path / "run",
+        stage="global",
+        epochs=100,
+        max_steps=50,
+        val_fraction=0.2,
+        augment=False,
+        schedule="constant",
+    )
+    result = train(config, train_set=Planes(40))
+    steps = read_log(config.out, "step")
+    assert len(steps) == 50
+    losses = [r["loss"] for r in steps]
+    assert sum(losses[-5:]) / 5 < 0.8 * sum(losses[:5]) / 5
+    rms = [r["val_rms"] for r in result.epochs]
+    assert rms[-1] < 0.7 * rms[0]
+    assert result.weights["best"]["metric"] == "val_rms"
+    assert result.weights["best"]["value"] == min(rms)
+
+
+def test_resume_reproduces_the_uninterrupted_run(tmp_path: Path) -> None:
+    changes = {"stage": "all", "epochs": 3, "val_fraction": 0.25, "checkpoint_every": 4}
+    straight = tiny_config(tmp_path / "straight", **changes)
+    train(straight, train_set=Planes(16))
+
+    # Crash in stage 1 mid-epoch, resume, crash in stage 2 one step after a checkpoint
+    # (that step is redone), resume again; loader workers on this time.
+    broken = tiny_config(tmp_path / "broken", workers=2, **changes)
+    with pytest.raises(StopAt.Interrupt):
+        train(broken, StopAt("global", 4), train_set=Planes(16))
+    with pytest.raises(StopAt.Interrupt):
+        resume(broken.out, StopAt("gradient", 5), train_set=Planes(16))
+    resume(broken.out, train_set=Planes(16))
+
+    kinds = [r["kind"] for r in read_log(broken.out) if r["kind"] in ("start", "resume")]
+    assert kinds == ["start", "resume", "resume"]
+    for kind in ("step", "epoch"):
+        expected = _without_timing(read_log(straight.out, kind))
+        assert _without_timing(read_log(broken.out, kind)) == expected
+    assert len(read_log(straight.out, "step")) == 18
+    a = json.loads((Path(straight.out) / "weights.json").read_text())
+    b = json.loads((Path(broken.out) / "weights.json").read_text())
+    assert a == b
+
+
+def test_exports_load_through_the_registry_and_stage_two_starts_from_the_best(
+    tmp_path: Path,
+) -> None:
+    config = tiny_config(
+        tmp_path / "run", stage="all", epochs=2, val_fraction=0.25, export_half=True
+    )
+    result = train(config, train_set=Planes(12))
+    index = json.loads((Path(config.out) / "weights.json").read_text())
+    assert index == result.weights and index["dtype"] == "float16"
+    files = sorted(p.name for p in (Path(config.out) / "weights").iterdir())
+    named = {index[k]["file"].split("/")[-1] for k in ("best", "last")}
+    for stage in index["stages"].values():
+        named |= {stage[k]["file"].split("/")[-1] for k in ("best", "last")}
+    assert set(files) == named  # nothing stale left behind
+    for key in ("best", "last"):
+        entry = index[key]
+        path = Path(config.out) / entry["file"]
+        assert path.name == f"dpde-tiny-{entry['sha256'][:8]}.pt"
+        assert sha256_file(path) == entry["sha256"]
+        state = torch.load(path, weights_only=True)
+        assert all(v.dtype == torch.float16 for v in state.values() if v.is_floating_point())
+        create_model("dpde-tiny", weights=path)  # the registry's own checks pass
+    assert index["best"]["stage"] == "gradient" and index["best"]["metric"] == "val_grad_loss"
+    epochs = read_log(config.out, "epoch")
+    best_global = min(r["val_rms"] for r in epochs if r["stage"] == "global")
+    assert all(r["val_rms"] == best_global for r in epochs if r["stage"] == "gradient")
+    saved = json.loads((Path(config.out) / "config.json").read_text())
+    assert saved["input_size"] == list(SIZE) and saved["stage"] == "all"
+
+
+def test_existing_runs_are_not_overwritten_and_finished_runs_do_nothing(tmp_path: Path) -> None:
+    config = tiny_config(tmp_path / "run", stage="global", epochs=1, val_fraction=0)
+    train(config, train_set=Planes(8))
+    with pytest.raises(UsageError, match="already holds a run"):
+        train(config, train_set=Planes(8))
+    before = (Path(config.out) / "log.jsonl").read_text()
+    result = resume(config.out, train_set=Planes(8))
+    assert result.epochs == [] and (Path(config.out) / "log.jsonl").read_text() == before
+    assert result.weights["best"]["metric"] == "train_loss"
+    with pytest.raises(UsageError, match="cannot change"):
+        resume(config.out, overrides={"lr": 1.0})
+    with pytest.raises(DpdeError, match="not a dpde run"):
+        resume(tmp_path / "nothing")
+    with pytest.raises(UsageError, match="fewer than one batch"):
+        train(tiny_config(tmp_path / "small", batch_size=8, val_fraction=0), train_set=Planes(4))
+
+
+class Broken(Planes):
+    """Planes whose item 3 is an unreadable file."""
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        if index == 3:
+            raise InputError("frames/3.png", "cannot decode image (truncated)")
+        return super().__getitem__(index)
+
+
+def test_a_bad_sample_in_a_worker_is_a_one_line_error(tmp_path: Path) -> None:
+    config = tiny_config(tmp_path / "run", workers=1, val_fraction=0, augment=False)
+    with pytest.raises(DpdeError) as caught:
+        train(config, train_set=Broken(8))
+    assert str(caught.value) == "frames/3.png: cannot decode image (truncated)"
+
+
+# ------------------------------------------------------------------------------ DDP
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _ddp_worker(rank: int, world: int, port: int, out: str, report: str) -> None:
+    """One rank of a gloo run, as torchrun would start it (environment variables)."""
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+        WORLD_SIZE=str(world),
+        RANK=str(rank),
+        LOCAL_RANK=str(rank),
+    )
+    torch.set_num_threads(1)
+    import tests.conftest  # noqa: F401  (registers dpde-tiny in this process)
+
+    config = tiny_config(Path(out), stage="all", epochs=2, batch_size=2, val_fraction=0.2)
+    result = train(config, train_set=Planes(12))
+    Path(report, f"rank{rank}.json").write_text(json.dumps(result.epochs))
+
+
+def test_two_process_gloo_run(tmp_path: Path) -> None:
+    import torch.multiprocessing as mp
+
+    out, report = tmp_path / "run", tmp_path / "report"
+    report.mkdir()
+    mp.start_processes(
+        _ddp_worker,
+        args=(2, _free_port(), str(out), str(report)),
+        nprocs=2,
+        start_method="spawn",
+    )
+    records = [json.loads((report / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert len(records[0]) == 4  # two epochs of each stage
+    # losses and validation metrics are reduced over ranks: both ranks report the same
+    assert _without_timing(records[0]) == _without_timing(records[1])
+    start = read_log(out, "start")
+    assert len(start) == 1 and start[0]["world_size"] == 2  # rank 0 alone writes
+    steps = read_log(out, "step")
+    # 12 images - 2 held out = 10, 5 per rank, batches of 2: 2 steps an epoch per stage
+    assert [r["step"] for r in steps if r["stage"] == "global"] == [1, 2, 3, 4]
+    index = json.loads((out / "weights.json").read_text())
+    assert sha256_file(out / index["best"]["file"]) == index["best"]["sha256"]
+    # every rank validates the same model (BN statistics synchronised): stage 2, whose
+    # global network is stage 1's best, measures exactly stage 1's best RMS
+    epochs = read_log(out, "epoch")
+    best_global = min(r["val_rms"] for r in epochs if r["stage"] == "global")
+    assert all(r["val_rms"] == best_global for r in epochs if r["stage"] == "gradient")
