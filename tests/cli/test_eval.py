@@ -142,7 +142,6 @@ def test_option_for_another_dataset_is_a_usage_error(folder: Path) -> None:
     assert result.exit_code == 2 and "gt" in result.stderr
 
 
-@pytest.mark.slow
 def test_real_frames_nyu_raw_and_middlebury(
     shared_data: Path, tiny_weights: Path, tmp_path: Path
 ) -> None:

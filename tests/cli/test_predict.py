@@ -193,4 +193,41 @@ def test_models_command_lists_parameters() -> None:
     assert result.exit_code == 0
     records = {r["name"]: r for r in map(json.loads, result.stdout.splitlines())}
     assert records["dpde-r50"]["params_gradient"] > 0
-    assert records["dpde-lite"]["input_size"] == [240, 320]
+    assert records["dpde-r50"]["input_size"] == [240, 320]  # the paper's NYUv2 size
+    assert records["dpde-r50"]["params_total"] == (
+        records["dpde-r50"]["params_global"] + records["dpde-r50"]["params_gradient"]
+    )
+
+
+def test_fusion_is_on_by_default_and_unfused_is_kept(
+    photos: Path, tiny_weights: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "fused.npy"
+    result = run(
+        "predict",
+        str(photos / "a/one.jpg"),
+        "-o",
+        str(out),
+        "--save-unfused",
+        "--save-gradients",
+        "--json",
+        *base_args(tiny_weights),
+    )
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.stdout)
+    assert record["fusion"]["irls_iterations"] >= 1
+    assert set(record["outputs"]) == {"depth", "unfused", "gradients"}
+    fused, unfused = np.load(out), np.load(record["outputs"]["unfused"])
+    assert fused.shape == unfused.shape == (48, 64)
+    assert not np.array_equal(fused, unfused)  # the gradients moved the depth
+    off = run(
+        "predict",
+        str(photos / "a/one.jpg"),
+        "-o",
+        str(tmp_path / "plain.npy"),
+        "--no-fuse",
+        "--json",
+        *base_args(tiny_weights),
+    )
+    assert json.loads(off.stdout)["fusion"] is None
+    np.testing.assert_allclose(np.load(tmp_path / "plain.npy"), unfused, atol=1e-6)
