@@ -14,8 +14,11 @@ setup: $(VENV)/.installed
 
 demo: setup
 	$(DPDE) models
-	$(DPDE) predict examples/room.jpg -o $(OUT)/ --preview --save-unfused --overwrite
-	@echo "depth maps and previews are in $(OUT)/"
+	$(DPDE) predict examples/room.jpg -o $(OUT)/ --preview --save-unfused --overwrite --json
+	$(DPDE) pointcloud examples/room.jpg -o $(OUT)/room.ply \
+		--intrinsics examples/room_intrinsics.json --overwrite --json
+	@echo "dpde demo: depth (16-bit PNG, mm) $(OUT)/room.png, colour preview" \
+		"$(OUT)/room_color.png, unfused depth $(OUT)/room_unfused.png, point cloud $(OUT)/room.ply"
 
 test: setup
 	$(PY) -m pytest -q -m "not slow"

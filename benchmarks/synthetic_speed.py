@@ -3,8 +3,8 @@
 Scenes/s for 240x320 images with all effects on (shadows, ambient occlusion, sensor model
 with JPEG), on the CPU (``render_scene`` one scene at a time, as a DataLoader worker would)
 and on CUDA when present (``render_batch``). Each scene is a new seed, so the figure is an
-average over layouts. Prints the figures with the machine and the date and writes them to
-benchmarks/RESULTS_synthetic.md.
+average over layouts. Prints the figures with the machine and the date as a Markdown
+section for benchmarks/RESULTS.md.
 
     python benchmarks/synthetic_speed.py [--scenes 40] [--batch 16] [--threads 1 2]
 """
@@ -21,8 +21,6 @@ from pathlib import Path
 import torch
 
 from dpde_cli.data.synthetic import SceneConfig, render_batch, render_scene
-
-RESULTS = Path(__file__).with_name("RESULTS_synthetic.md")
 
 
 def _cpu_name() -> str:
@@ -107,8 +105,7 @@ def main() -> None:
         *(f"| {name} | {rate:.2f} | {1000 / rate:.1f} | {cpu} |" for name, rate, cpu in rows),
         "",
     ]
-    RESULTS.write_text("\n".join(lines))
-    print(f"wrote {RESULTS}")
+    print("\n".join(lines))
 
 
 if __name__ == "__main__":
