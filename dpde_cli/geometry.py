@@ -81,6 +81,20 @@ def valid_gradient_masks(valid: ArrayT) -> tuple[ArrayT, ArrayT]:
 # the resize `Predictor` uses).
 
 NYU_KINECT = (518.8579, 519.46961, 325.58245, 253.73617, 640, 480)
+
+
+def rescale_pinhole(
+    values: tuple[float, float, float, float], scale: tuple[float, float]
+) -> tuple[float, float, float, float]:
+    """(fx, fy, cx, cy) for an image resized by (sx, sy), pixel centres at integers.
+
+    The one place of the rule above; NaN focal lengths (uncalibrated sets) stay NaN.
+    """
+    fx, fy, cx, cy = values
+    sx, sy = scale
+    return fx * sx, fy * sy, (cx + 0.5) * sx - 0.5, (cy + 0.5) * sy - 0.5
+
+
 """(fx, fy, cx, cy, width, height) of the NYUv2 Kinect colour camera (the NYU toolbox values)."""
 
 _ASPECT_TOLERANCE = 0.01  # relative difference of aspect ratios still taken as "the same"
@@ -168,14 +182,9 @@ class Intrinsics:
         """
         if (width, height) == (self.width, self.height):
             return self
-        sx, sy = width / self.width, height / self.height
+        scale = (width / self.width, height / self.height)
         return Intrinsics(
-            self.fx * sx,
-            self.fy * sy,
-            (self.cx + 0.5) * sx - 0.5,
-            (self.cy + 0.5) * sy - 0.5,
-            width,
-            height,
+            *rescale_pinhole((self.fx, self.fy, self.cx, self.cy), scale), width, height
         )
 
     def same_aspect(self, width: int, height: int) -> bool:

@@ -82,11 +82,11 @@ def scale_intrinsics(intrinsics: Sequence[float], src: Size, dst: Size) -> np.nd
     Returns:
         (4,) float32.
     """
-    fx, fy, cx, cy = (float(v) for v in intrinsics)
-    sy, sx = dst[0] / src[0], dst[1] / src[1]
-    return np.array(
-        [fx * sx, fy * sy, (cx + 0.5) * sx - 0.5, (cy + 0.5) * sy - 0.5], dtype=np.float32
-    )
+    from dpde_cli.geometry import rescale_pinhole
+
+    values = tuple(float(v) for v in intrinsics)
+    scaled = rescale_pinhole(values, (dst[1] / src[1], dst[0] / src[0]))
+    return np.array(scaled, dtype=np.float32)
 
 
 def unknown_intrinsics(size: Size) -> np.ndarray:

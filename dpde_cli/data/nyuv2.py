@@ -47,6 +47,7 @@ from dpde_cli.data._common import (
     scale_intrinsics,
 )
 from dpde_cli.errors import InputError, UsageError
+from dpde_cli.geometry import NYU_KINECT
 
 LABELED_FILE = "nyu_depth_v2_labeled.mat"
 SPLITS_FILE = "splits.mat"
@@ -54,7 +55,7 @@ LABELED_URL = "http://horatio.cs.nyu.edu/mit/silberman/nyu_depth_v2/nyu_depth_v2
 SPLITS_URL = "http://horatio.cs.nyu.edu/mit/silberman/indoor_seg_sup/splits.mat"
 LIST_FILE = "nyudepthv2_{split}_files_with_gt.txt"
 NATIVE_SIZE: Size = (480, 640)
-KINECT_INTRINSICS = (518.8579, 519.4696, 325.5824, 253.7362)
+KINECT_INTRINSICS = NYU_KINECT[:4]  # fx, fy, cx, cy at 640x480
 """[fx, fy, cx, cy] of the NYUv2 Kinect colour camera at 640x480."""
 SPLITS = ("train", "test", "all")
 _SPLIT_KEYS = {"train": "trainNdxs", "test": "testNdxs"}

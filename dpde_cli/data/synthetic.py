@@ -35,8 +35,9 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from dpde_cli.data._common import scale_intrinsics
+from dpde_cli.geometry import NYU_KINECT
 
-NYU_INTRINSICS = (518.8579, 519.46961, 325.58245, 253.73617)
+NYU_INTRINSICS = NYU_KINECT[:4]  # fx, fy, cx, cy at NYU_SIZE
 """NYUv2 Kinect colour intrinsics (fx, fy, cx, cy) in pixels at 640 x 480."""
 NYU_SIZE = (480, 640)
 """(height, width) that :data:`NYU_INTRINSICS` belong to."""

@@ -50,11 +50,9 @@ def _scale_intrinsics(
     intrinsics: torch.Tensor, src: tuple[int, int], dst: tuple[int, int]
 ) -> torch.Tensor:
     """[fx, fy, cx, cy] of an image resized from src to dst = (H, W) (pixel centres)."""
-    sy, sx = dst[0] / src[0], dst[1] / src[1]
-    fx, fy, cx, cy = intrinsics.tolist()
-    return torch.tensor(
-        [fx * sx, fy * sy, (cx + 0.5) * sx - 0.5, (cy + 0.5) * sy - 0.5], dtype=torch.float32
-    )
+    from dpde_cli.data._common import scale_intrinsics
+
+    return torch.from_numpy(scale_intrinsics(intrinsics.tolist(), src, dst))
 
 
 def resize(sample: Sample, size: tuple[int, int], depth_scale: float = 1.0) -> Sample:
