@@ -63,7 +63,12 @@ def eval_command(
     ctx: typer.Context,
     dataset: Annotated[Dataset, typer.Option("--dataset", case_sensitive=False)],
     data_dir: Annotated[
-        Path | None, typer.Option("--data-dir", help="The dataset's folder.")
+        list[Path] | None,
+        typer.Option(
+            "--data-dir",
+            help="The dataset's folder; repeat it to evaluate several "
+            "folders as one set (names get the folder as prefix).",
+        ),
     ] = None,
     split: Annotated[str, typer.Option(help="test | train | all (folder).")] = "test",
     model: ModelOption = "dpde-lite",
@@ -117,7 +122,7 @@ def eval_command(
 
         dpde eval --dataset folder --data-dir captures/ --align median --limit 20
     """
-    from dpde_cli.data import build_dataset
+    from dpde_cli.data import build_datasets
     from dpde_cli.evaluate import Baseline, evaluate
     from dpde_cli.metrics import default_protocol
 
@@ -140,7 +145,7 @@ def eval_command(
         options["gt"] = gt.value
     if depth_scale is not None:
         options["depth_scale"] = depth_scale
-    data = build_dataset(name, data_dir, split, **options)
+    data = build_datasets(name, data_dir or [None], split, options)
     if ablation and not fuse:
         raise UsageError("--ablation compares fusion on and off; drop --no-fuse")
     baselines = []
@@ -171,7 +176,7 @@ def eval_command(
     header = {
         "dataset": name,
         "split": split,
-        "data_dir": str(data_dir),
+        "data_dir": [str(d) for d in data_dir or []],
         "model": model,
         "weights": weights or "shipped",
         "fusion": fuse,

@@ -134,3 +134,36 @@ def build_dataset(
         raise UsageError(f"dataset {name} needs a data folder")
     _check_options(name, options)
     return DATASETS[name](data_dir, split, **options)
+
+
+class _Prefixed(Dataset):
+    """A dataset whose sample names carry a prefix (to keep names unique across folders)."""
+
+    def __init__(self, dataset: Dataset, prefix: str) -> None:
+        self.dataset = dataset
+        self.prefix = prefix
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> dict:
+        sample = dict(self.dataset[index])
+        sample["name"] = f"{self.prefix}/{sample['name']}"
+        return sample
+
+
+def build_datasets(
+    name: str, data_dirs: list[str | Path | None], split: str, options: dict[str, object]
+) -> Dataset:
+    """One dataset, or several folders of one kind as a single set.
+
+    With more than one folder, each sample's name becomes ``<folder name>/<name>``.
+    """
+    if len(data_dirs) == 1:
+        return build_dataset(name, data_dirs[0], split, **options)
+    from torch.utils.data import ConcatDataset
+
+    parts = [
+        _Prefixed(build_dataset(name, d, split, **options), Path(str(d)).name) for d in data_dirs
+    ]
+    return ConcatDataset(parts)

@@ -172,3 +172,34 @@ def test_real_frames_nyu_raw_and_middlebury(
         values = report["results"]["DPDE"]
         assert 0 < values["abs_rel"] < 10 and 0 <= values["d1"] <= 1
         assert 0 <= values["ssim"] <= 1 and 0 <= values["gsm"] <= 1
+
+
+def test_several_folders_are_one_set(folder: Path, tiny_weights: Path, tmp_path: Path) -> None:
+    import shutil
+
+    other = tmp_path / "other"
+    shutil.copytree(folder, other)
+    out = tmp_path / "r.json"
+    result = run(
+        "eval",
+        "--dataset",
+        "folder",
+        "--data-dir",
+        str(folder),
+        "--data-dir",
+        str(other),
+        "--model",
+        "dpde-tiny",
+        "--weights",
+        str(tiny_weights),
+        "--no-fuse",
+        "--workers",
+        "0",
+        "--json",
+        str(out),
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text())
+    assert report["images"] == 4 and report["skipped"] == ["captures/f2", "other/f2"]
+    names = [r["name"] for r in report["per_image"]["DPDE without gradient stream"]]
+    assert names == ["captures/f0", "captures/f1", "other/f0", "other/f1"]
