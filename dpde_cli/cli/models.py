@@ -31,7 +31,6 @@ def models(
     for r in records:
         params = f"{r['params_global'] / 1e6:.2f} M + {r['params_gradient'] / 1e6:.3f} M"
         weights = r["weights_file"] or "none shipped (use --weights)"
-        table.add_row(
-            r["name"], params, "x".join(map(str, r["input_size"])), weights, r["training_data"]
-        )
+        trained_on = r["training_data"].split(":")[0]  # the full text is in --json
+        table.add_row(r["name"], params, "x".join(map(str, r["input_size"])), weights, trained_on)
     Console().print(table)
