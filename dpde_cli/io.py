@@ -237,6 +237,13 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         tmp_path.unlink(missing_ok=True)
 
 
+def write_text(path: str | Path, text: str) -> Path:
+    """Write a UTF-8 text file (JSON, CSV) atomically; return its path."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return Path(path)
+
+
 def write_depth(
     path: str | Path,
     depth: np.ndarray,

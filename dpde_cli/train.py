@@ -553,10 +553,9 @@ def _json_line(record: dict[str, Any]) -> str:
 
 def _write_json(path: Path, data: Any) -> None:
     """Write JSON atomically."""
-    from dpde_cli.io import atomic_path
+    from dpde_cli.io import write_text
 
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=2) + "\n")
+    write_text(path, json.dumps(data, indent=2) + "\n")
 
 
 def _state_bytes(state: dict[str, Any]) -> bytes:

@@ -124,6 +124,7 @@ def eval_command(
     """
     from dpde_cli.data import build_datasets
     from dpde_cli.evaluate import Baseline, evaluate
+    from dpde_cli.io import write_text
     from dpde_cli.metrics import default_protocol
 
     opts = global_options(ctx)
@@ -188,14 +189,14 @@ def eval_command(
     }
     _print_table(header, result.variants, tuple(metrics or ()))
     if json_out is not None:
-        _write_text(
+        write_text(
             json_out,
             json.dumps(
                 {**header, "results": result.variants, "per_image": result.records}, indent=2
             ),
         )
     if csv_out is not None:
-        _write_text(csv_out, _csv(header, result.variants))
+        write_text(csv_out, _csv(header, result.variants))
 
 
 def _print_table(
@@ -251,11 +252,3 @@ def _csv(header: dict[str, Any], variants: dict[str, dict[str, float]]) -> str:
             ]
         )
     return buffer.getvalue()
-
-
-def _write_text(path: Path, text: str) -> None:
-    """Write a text file atomically."""
-    from dpde_cli.io import atomic_path
-
-    with atomic_path(path) as tmp:
-        tmp.write_text(text)

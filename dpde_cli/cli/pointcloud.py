@@ -373,7 +373,7 @@ def _read_depth(path: Path, scale: float):
 
 def _build_and_write(item, targets, depth, image, camera, source, config, ascii_):
     """Build the cloud (and mesh), then write every file atomically; the JSON record."""
-    from dpde_cli.io import atomic_path
+    from dpde_cli.io import write_text
     from dpde_cli.pointcloud import depth_to_cloud, depth_to_mesh, write_mesh, write_point_cloud
 
     cloud = depth_to_cloud(depth, camera, image, config)
@@ -389,8 +389,7 @@ def _build_and_write(item, targets, depth, image, camera, source, config, ascii_
         "pixel_convention": "integer coordinates at pixel centres (OpenCV)",
         "frame": config.frame,
     }
-    with atomic_path(targets["intrinsics"]) as tmp:
-        tmp.write_text(json.dumps(sidecar, indent=1) + "\n", encoding="utf-8")
+    write_text(targets["intrinsics"], json.dumps(sidecar, indent=1) + "\n")
     record: dict[str, Any] = {
         "input": str(item.path),
         "output": str(targets["cloud"]),

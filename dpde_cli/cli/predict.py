@@ -14,13 +14,11 @@ from dpde_cli.cli.common import (
     PrecisionOption,
     WeightsOption,
     build_predictor,
-    err_console,
     global_options,
     handle_errors,
     run_batches,
     single_output,
 )
-from dpde_cli.errors import UsageError
 from dpde_cli.io import DEPTH_FORMATS, FORMAT_EXTENSIONS, depth_format
 
 DEFAULT_OUTPUT = Path("outputs")
@@ -102,9 +100,8 @@ def predict(
     opts = global_options(ctx)
     items = expand_inputs(inputs, recursive=recursive)
     single_file = single_output(output, len(items))
-    fmt = depth_format(output, fmt) if single_file else (fmt or "png16")
-    if fmt not in DEPTH_FORMATS:
-        raise UsageError(f"unknown format {fmt!r}; use {', '.join(DEPTH_FORMATS)}")
+    # depth_format checks an explicit --format, and reads -o's extension for one file.
+    fmt = depth_format(output, fmt) if single_file or fmt else "png16"
 
     predictor, spec = build_predictor(
         model, weights, device or opts.device, precision, omega if fuse else None
@@ -190,9 +187,3 @@ def _write(
         "fusion": pred.fusion,
         "seconds": round(pred.seconds + time.perf_counter() - start, 4),
     }
-
-
-def note(message: str, quiet: bool) -> None:
-    """A note on stderr unless --quiet."""
-    if not quiet:
-        err_console.print(message, markup=False, highlight=False)

@@ -3052,7 +3052,7 @@ def export_folder(
     """
     import json
 
-    from dpde_cli.io import atomic_path
+    from dpde_cli.io import write_text
 
     root = Path(root)
     cfg = config or SceneConfig()
@@ -3065,9 +3065,7 @@ def export_folder(
             sample = render_scene(index, cfg, device)
             write_sample(sample, rgb_path, depth_path)
             intrinsics[name] = [round(float(v), 4) for v in sample["intrinsics"]]
-            if len(intrinsics) % 50 == 0 or index == seed + count - 1:
-                with atomic_path(intrinsics_path) as tmp:
-                    tmp.write_text(json.dumps(intrinsics))
-    with atomic_path(intrinsics_path) as tmp:
-        tmp.write_text(json.dumps(intrinsics))
+            if len(intrinsics) % 50 == 0:  # an interrupted export keeps most entries
+                write_text(intrinsics_path, json.dumps(intrinsics))
+    write_text(intrinsics_path, json.dumps(intrinsics))
     return root
