@@ -104,9 +104,7 @@ def evaluate(
     if ablation and fused_on:
         rows.append(UNFUSED)
     rows += [b.name for b in baselines]
-    accumulators = {
-        row: MetricAccumulator(protocol.averaging, extra=extra_metrics) for row in rows
-    }
+    accumulators = {row: MetricAccumulator(protocol.averaging, extra=extra_metrics) for row in rows}
     model_seconds = 0.0
     done = 0
     for batch in _batches(dataset, batch_size, workers, limit):

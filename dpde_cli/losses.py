@@ -5,7 +5,8 @@ count: an invalid pixel adds nothing to the value and sends no gradient to the p
 Gradients follow the convention of :mod:`dpde_cli.geometry` (forward differences, metres
 per pixel, zero on the last column / row).
 
-Global network (stage 1): ``lambda_B * berhu_loss + lambda_F * fsim_loss``.
+Global network (stage 1): ``lambda_B * berhu_loss + lambda_F * fsim_loss``, optionally
+``+ lambda_S * silog_loss`` (not in the paper; off by default).
 Gradient network (stage 2): ``gradient_log_l1_loss``.
 
 Example:
@@ -21,6 +22,9 @@ from dpde_cli.geometry import spatial_gradients, valid_gradient_masks
 
 BERHU_THRESHOLD = 0.2
 """c = BERHU_THRESHOLD * max |residual| over the batch's valid pixels (Laina et al.)."""
+
+SILOG_VARIANCE_FOCUS = 0.85
+"""lambda of the scale-invariant log loss (Eigen et al. 2014; 0.85 as in BTS)."""
 
 FSIM_MIN_SIZE = 8
 """Smallest side (pixels, after piq's internal average pooling) the FSIM term accepts."""
@@ -90,6 +94,47 @@ def berhu_loss(
         return pred.sum() * 0.0
     c = threshold * residual.detach().abs().max()
     return berhu(residual, c).mean()
+
+
+def silog_loss(
+    pred: torch.Tensor,
+    gt: torch.Tensor,
+    valid: torch.Tensor,
+    variance_focus: float = SILOG_VARIANCE_FOCUS,
+) -> torch.Tensor:
+    """Scale-invariant log loss, per image, averaged over the batch.
+
+    ``sqrt(mean(d^2) - lambda * mean(d)^2)`` with ``d = log pred - log gt`` over an
+    image's valid pixels (Eigen et al. 2014, the form BTS and AdaBins train with, without
+    their x10). lambda = 1 is fully scale-invariant; 0.85 keeps 15 % of the scale error, so
+    the prediction stays metric. Unlike BerHu on metres, every depth counts equally, which
+    is what AbsRel and delta1 measure. Not part of the paper's recipe.
+
+    Args:
+        pred, gt: (B, 1, H, W) depth, metres (pred is clamped to 1e-3 before the log).
+        valid: (B, 1, H, W) bool.
+        variance_focus: lambda in [0, 1].
+
+    Returns:
+        Scalar tensor; images without valid pixels add nothing (0 when none has any).
+
+    Example:
+        >>> silog_loss(torch.ones(1, 1, 4, 4), torch.ones(1, 1, 4, 4), torch.ones(1, 1, 4, 4) > 0)
+        tensor(0.)
+    """
+    _check_depth_pair(pred, gt, valid)
+    weight = valid.flatten(1).float()
+    count = weight.sum(dim=1)
+    log_gt = torch.where(valid, gt, torch.ones_like(gt)).clamp_min(1e-3).log()
+    d = (pred.float().clamp_min(1e-3).log() - log_gt).flatten(1) * weight
+    mean_d = d.sum(dim=1) / count.clamp_min(1)
+    mean_d2 = (d * d).sum(dim=1) / count.clamp_min(1)
+    # the clamp keeps sqrt's gradient finite where the prediction is exact
+    per_image = (mean_d2 - variance_focus * mean_d * mean_d).clamp_min(1e-12).sqrt()
+    has_pixels = count > 0
+    if not bool(has_pixels.any()):
+        return pred.sum() * 0.0
+    return per_image[has_pixels].mean()
 
 
 def fsim_inputs(
@@ -238,17 +283,23 @@ class FSIMLoss(nn.Module):
 
 
 class GlobalDepthLoss(nn.Module):
-    """Stage-1 loss ``lambda_B * BerHu + lambda_F * FSIM term``; returns (total, parts).
+    """Stage-1 loss ``lambda_B * BerHu + lambda_F * FSIM + lambda_S * SILog``.
+
+    Returns (total, parts).
 
     Args:
-        lambda_berhu, lambda_fsim: the weights (1 and 1 in the paper); a zero weight skips
+        lambda_berhu, lambda_fsim: the paper's weights (1 and 1); a zero weight skips
             that term's computation.
+        lambda_silog: weight of :func:`silog_loss` (0: the paper's loss).
     """
 
-    def __init__(self, lambda_berhu: float = 1.0, lambda_fsim: float = 1.0) -> None:
+    def __init__(
+        self, lambda_berhu: float = 1.0, lambda_fsim: float = 1.0, lambda_silog: float = 0.0
+    ) -> None:
         super().__init__()
         self.lambda_berhu = lambda_berhu
         self.lambda_fsim = lambda_fsim
+        self.lambda_silog = lambda_silog
 
     def forward(
         self, pred: torch.Tensor, gt: torch.Tensor, valid: torch.Tensor
@@ -261,6 +312,9 @@ class GlobalDepthLoss(nn.Module):
         if self.lambda_fsim:
             parts["fsim"] = fsim_loss(pred, gt, valid)
             total = total + self.lambda_fsim * parts["fsim"]
+        if self.lambda_silog:
+            parts["silog"] = silog_loss(pred, gt, valid)
+            total = total + self.lambda_silog * parts["silog"]
         return total, parts
 
 

@@ -54,6 +54,7 @@ STAGES = ("global", "gradient")
 """Training stages in the order ``all`` runs them."""
 STAGE_CHOICES = (*STAGES, "all")
 SCHEDULES = ("paper", "constant")
+OPTIMIZERS = ("sgd", "adamw")
 TRAIN_SPLITS = {"nyuv2": "train", "make3d": "train", "folder": "all", "middlebury": "train"}
 """The split each dataset trains on."""
 DATASET_INPUT_SIZES = {"make3d": (448, 352)}
@@ -91,11 +92,16 @@ class TrainConfig:
         max_steps: stop each stage after this many optimiser steps (None: no limit).
         batch_size: images per step and process (the global batch is this x processes).
         lr: initial learning rate (1e-2).
-        momentum: SGD momentum (0.9).
+        optimizer: "sgd" (the paper's) or "adamw" (not in the paper).
+        momentum: SGD momentum (0.9; adamw keeps its default betas).
         weight_decay: L2 weight decay (not stated in the paper).
         schedule: "paper" (x1 for the first third of the epochs, x0.5 for the second,
             x0.1 for the last) or "constant".
         lambda_berhu, lambda_fsim: loss weights of stage 1 (1 and 1).
+        lambda_silog: weight of the scale-invariant log loss in stage 1 (0: the paper's
+            loss).
+        encoder_lr_scale: the encoder's learning rate as a multiple of ``lr`` in stage 1
+            (1: the paper's; 0 freezes the encoder, batch-norm statistics included).
         input_size: (H, W) training size, multiples of 8; None: the dataset default, else
             the model's (240 x 320 for NYUv2).
         augment: random scale, rotation, crop, flip and colour jitter.
@@ -127,11 +133,14 @@ class TrainConfig:
     max_steps: int | None = None
     batch_size: int = 8
     lr: float = 1e-2
+    optimizer: str = "sgd"
     momentum: float = 0.9
     weight_decay: float = 1e-4
     schedule: str = "paper"
     lambda_berhu: float = 1.0
     lambda_fsim: float = 1.0
+    lambda_silog: float = 0.0
+    encoder_lr_scale: float = 1.0
     input_size: tuple[int, int] | None = None
     augment: bool = True
     val_fraction: float = 0.05
@@ -157,6 +166,11 @@ class TrainConfig:
             raise UsageError(f"unknown stage {self.stage!r}; use {', '.join(STAGE_CHOICES)}")
         if self.schedule not in SCHEDULES:
             raise UsageError(f"unknown schedule {self.schedule!r}; use {', '.join(SCHEDULES)}")
+        if self.optimizer not in OPTIMIZERS:
+            raise UsageError(f"unknown optimizer {self.optimizer!r}; use {', '.join(OPTIMIZERS)}")
+        for name in ("lambda_berhu", "lambda_fsim", "lambda_silog", "encoder_lr_scale"):
+            if not getattr(self, name) >= 0:
+                raise UsageError(f"{name} must be >= 0, got {getattr(self, name)}")
         positive = {
             "epochs": self.epochs,
             "batch_size": self.batch_size,
@@ -892,10 +906,16 @@ class _Trainer:
             parameter.requires_grad_(train_global)
         for parameter in model.gradient_net.parameters():
             parameter.requires_grad_(not train_global)
+        freeze_encoder = train_global and self.config.encoder_lr_scale == 0
+        if freeze_encoder:
+            for parameter in model.encoder.parameters():
+                parameter.requires_grad_(False)
         model.train()
         if not train_global:  # frozen global network: BN statistics stay as they are
             model.encoder.eval()
             model.decoder.eval()
+        if freeze_encoder:
+            model.encoder.eval()
         net: nn.Module = _DepthNet(model) if train_global else _GradientNet(model)
         params = [p for p in model.parameters() if p.requires_grad]
         if self.info.enabled:
@@ -912,9 +932,7 @@ class _Trainer:
 
         config = self.config
         net, params = self._stage_setup(stage)
-        optimizer = torch.optim.SGD(
-            params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
-        )
+        optimizer = self._optimizer(stage, params)
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda epoch: lr_factor(epoch, config.epochs, config.schedule)
         )
@@ -942,7 +960,7 @@ class _Trainer:
                 "training the gradient network without --init-weights: the exported "
                 "weights hold an untrained global network"
             )
-        criterion = GlobalDepthLoss(config.lambda_berhu, config.lambda_fsim)
+        criterion = GlobalDepthLoss(config.lambda_berhu, config.lambda_fsim, config.lambda_silog)
 
         while not progress.done:
             self.sampler.set_position(progress.epoch, progress.batch * config.batch_size)
@@ -988,6 +1006,22 @@ class _Trainer:
                     break
             train_seconds = time.perf_counter() - epoch_start
             self._end_epoch(stage, progress, total, steps_this_epoch, train_seconds)
+
+    def _optimizer(self, stage: str, params: list[nn.Parameter]) -> torch.optim.Optimizer:
+        """SGD (the paper's) or AdamW over ``params``; the encoder's group scaled in stage 1."""
+        config = self.config
+        scale = config.encoder_lr_scale if stage == "global" else 1.0
+        groups: list[dict[str, Any]] = [{"params": params}]
+        encoder_ids = {id(p) for p in self.model.encoder.parameters()}
+        encoder = [p for p in params if id(p) in encoder_ids]
+        if encoder and scale != 1.0:  # one group otherwise, as checkpoints before 0.2 hold
+            rest = [p for p in params if id(p) not in encoder_ids]
+            groups = [{"params": rest}, {"params": encoder, "lr": config.lr * scale}]
+        if config.optimizer == "adamw":
+            return torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay)
+        return torch.optim.SGD(
+            groups, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
+        )
 
     def _train_step(
         self,

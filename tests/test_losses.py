@@ -16,6 +16,7 @@ from dpde_cli.losses import (
     berhu,
     berhu_loss,
     fsim_loss,
+    silog_loss,
     gradient_log_l1_loss,
 )
 
@@ -145,6 +146,39 @@ def test_global_loss_is_the_weighted_sum() -> None:
     torch.testing.assert_close(total, parts["berhu"] + 2.0 * parts["fsim"])
     total, parts = GlobalDepthLoss(1.0, 0.0)(pred, gt, valid)
     assert set(parts) == {"berhu"}
+    total, parts = GlobalDepthLoss(1.0, 0.0, 0.5)(pred, gt, valid)
+    assert set(parts) == {"berhu", "silog"}
+    torch.testing.assert_close(total, parts["berhu"] + 0.5 * parts["silog"])
+
+
+def test_silog_known_answer_scale_weighting_and_masks() -> None:
+    gt = _scene(2)
+    valid = gt > 0
+    assert float(silog_loss(gt, gt, valid)) < 1e-5
+    # a pure scale error s: d = log s everywhere, loss = sqrt(1 - lambda) * |log s|
+    scaled = silog_loss(gt * 2.0, gt, valid)
+    torch.testing.assert_close(scaled, torch.tensor(math.sqrt(0.15) * math.log(2.0)))
+    assert float(silog_loss(gt * 2.0, gt, valid, variance_focus=1.0)) < 1e-5
+    # a relative error weighs the same near and far (BerHu on metres does not)
+    near = torch.full((1, 1, 8, 8), 1.0)
+    far = near * 8.0
+    mask = torch.ones_like(near, dtype=torch.bool)
+    bumped = torch.ones_like(near)
+    bumped[..., :4, :] = 1.5
+    torch.testing.assert_close(
+        silog_loss(near * bumped, near, mask), silog_loss(far * bumped, far, mask)
+    )
+    # invalid pixels neither count nor receive a gradient; an image without any is skipped
+    pred = (gt * 1.2).requires_grad_()
+    wild = torch.where(valid, pred, pred * 50.0)
+    torch.testing.assert_close(silog_loss(wild, gt, valid), silog_loss(gt * 1.2, gt, valid))
+    silog_loss(wild, gt, valid).backward()
+    assert pred.grad is not None and not pred.grad[~valid].any()
+    empty = valid.clone()
+    empty[1] = False
+    torch.testing.assert_close(
+        silog_loss(gt * 2.0, gt, empty), silog_loss(gt[:1] * 2.0, gt[:1], valid[:1])
+    )
 
 
 # ------------------------------------------------------------------------------ gradients

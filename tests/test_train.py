@@ -115,7 +115,15 @@ def test_config_round_trips_through_json_and_is_validated() -> None:
     config = TrainConfig(input_size=(224, 320), dataset_options={"gt": "raw"})
     again = TrainConfig.from_json(json.loads(json.dumps(config.to_json())))
     assert again == config and again.input_size == (224, 320)
-    for bad in ({"stage": "both"}, {"input_size": (240, 300)}, {"val_fraction": 1.0}):
+    bad_values = (
+        {"stage": "both"},
+        {"input_size": (240, 300)},
+        {"val_fraction": 1.0},
+        {"optimizer": "adam"},
+        {"encoder_lr_scale": -1.0},
+        {"lambda_silog": -0.5},
+    )
+    for bad in bad_values:
         with pytest.raises(UsageError):
             TrainConfig(**bad).validate()
     with pytest.raises(UsageError, match="unknown"):
@@ -170,6 +178,36 @@ def test_fifty_steps_lower_the_loss_and_the_validation_rms(tmp_path: Path) -> No
     assert rms[-1] < 0.7 * rms[0]
     assert result.weights["best"]["metric"] == "val_rms"
     assert result.weights["best"]["value"] == min(rms)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adamw"])
+def test_encoder_lr_scale_groups_and_a_frozen_encoder_stays_put(
+    tmp_path: Path, optimizer: str
+) -> None:
+    init = create_model("dpde-tiny", weights=None)
+    torch.save(init.state_dict(), tmp_path / "init.pt")
+    config = tiny_config(
+        tmp_path / "run",
+        stage="global",
+        epochs=1,
+        max_steps=6,
+        val_fraction=0.0,
+        optimizer=optimizer,
+        lr=1e-3 if optimizer == "adamw" else 1e-2,
+        encoder_lr_scale=0.0,
+        lambda_silog=1.0,
+        init_weights=str(tmp_path / "init.pt"),
+    )
+    result = train(config, train_set=Planes(24))
+    trained = create_model("dpde-tiny", weights=Path(config.out) / result.weights["last"]["file"])
+    before, after = init.state_dict(), trained.state_dict()
+    encoder = [k for k in before if k.startswith("encoder.")]
+    decoder = [k for k in before if k.startswith("decoder.") and before[k].is_floating_point()]
+    assert encoder and decoder
+    # weights and batch-norm statistics of a frozen encoder do not move; the decoder does
+    assert all(torch.equal(before[k], after[k]) for k in encoder)
+    assert any(not torch.equal(before[k], after[k]) for k in decoder)
+    assert {"berhu", "silog"} <= set(read_log(config.out, "step")[-1])
 
 
 def test_resume_reproduces_the_uninterrupted_run(tmp_path: Path) -> None:

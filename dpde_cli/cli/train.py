@@ -46,6 +46,13 @@ class Schedule(str, Enum):
     constant = "constant"
 
 
+class Optimizer(str, Enum):
+    """Optimisers."""
+
+    sgd = "sgd"
+    adamw = "adamw"
+
+
 # CLI parameter name -> TrainConfig field, for the options `--resume` may change.
 _RESUME_OPTIONS = {
     "epochs": "epochs",
@@ -83,9 +90,15 @@ def train(
     batch_size: Annotated[
         int, typer.Option("--batch-size", "-b", min=1, help="Images per step and GPU.")
     ] = 8,
-    lr: Annotated[float, typer.Option("--lr", help="Initial learning rate (SGD).")] = 1e-2,
+    lr: Annotated[float, typer.Option("--lr", help="Initial learning rate.")] = 1e-2,
+    optimizer: Annotated[
+        Optimizer,
+        typer.Option(case_sensitive=False, help="sgd (the paper's) or adamw."),
+    ] = Optimizer.sgd,
     momentum: Annotated[float, typer.Option(help="SGD momentum.")] = 0.9,
-    weight_decay: Annotated[float, typer.Option(help="L2 weight decay.")] = 1e-4,
+    weight_decay: Annotated[
+        float, typer.Option(help="Weight decay (L2 for sgd, decoupled for adamw).")
+    ] = 1e-4,
     schedule: Annotated[
         Schedule,
         typer.Option(
@@ -95,6 +108,14 @@ def train(
     ] = Schedule.paper,
     lambda_berhu: Annotated[float, typer.Option(help="Weight of the BerHu loss.")] = 1.0,
     lambda_fsim: Annotated[float, typer.Option(help="Weight of the FSIM term.")] = 1.0,
+    lambda_silog: Annotated[
+        float,
+        typer.Option(help="Weight of a scale-invariant log loss (not in the paper)."),
+    ] = 0.0,
+    encoder_lr_scale: Annotated[
+        float,
+        typer.Option(help="Encoder lr as a multiple of --lr in stage 1; 0 freezes it."),
+    ] = 1.0,
     input_size: Annotated[
         tuple[int, int] | None,
         typer.Option("--input-size", help="H W training size, multiples of 8 (default: model's)."),
@@ -211,11 +232,14 @@ def train(
                 max_steps=max_steps,
                 batch_size=batch_size,
                 lr=lr,
+                optimizer=optimizer.value,
                 momentum=momentum,
                 weight_decay=weight_decay,
                 schedule=schedule.value,
                 lambda_berhu=lambda_berhu,
                 lambda_fsim=lambda_fsim,
+                lambda_silog=lambda_silog,
+                encoder_lr_scale=encoder_lr_scale,
                 input_size=tuple(input_size) if input_size else None,
                 augment=augment,
                 val_fraction=val_fraction,

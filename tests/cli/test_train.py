@@ -101,6 +101,19 @@ def test_train_end_to_end_then_resume_and_errors(folder: Path, tmp_path: Path) -
     bad = run(*base_args(folder, tmp_path / "other"), "--input-size", "50", "50")
     assert bad.exit_code == 2 and "multiples of 8" in bad.output
 
+    options = ["--optimizer", "adamw", "--lambda-silog", "0.5", "--encoder-lr-scale", "0.1"]
+    other = tmp_path / "adamw"
+    adamw = run(*base_args(folder, other), "--stage", "global", "--max-steps", "1", *options)
+    assert adamw.exit_code == 0, adamw.output
+    saved = json.loads((other / "config.json").read_text())
+    assert (saved["optimizer"], saved["lambda_silog"], saved["encoder_lr_scale"]) == (
+        "adamw",
+        0.5,
+        0.1,
+    )
+    unknown = run(*base_args(folder, tmp_path / "adam"), "--optimizer", "adam")
+    assert unknown.exit_code == 2
+
     missing = run(*base_args(tmp_path / "nowhere", tmp_path / "x"))
     assert missing.exit_code != 0 and "Traceback" not in missing.output
     assert len(missing.output.strip().splitlines()) == 1
