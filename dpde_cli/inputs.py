@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dpde_cli.errors import UsageError
-from dpde_cli.io import IMAGE_EXTENSIONS
+from dpde_cli.formats import IMAGE_EXTENSIONS
 
 _GLOB_CHARS = set("*?[")
 

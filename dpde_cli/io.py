@@ -21,38 +21,10 @@ from pathlib import Path
 import numpy as np
 
 from dpde_cli.errors import InputError, UsageError
-
-DEPTH_FORMATS = ("png16", "npy", "pfm", "tiff", "color")
-_EXTENSION_FORMATS = {
-    ".png": "png16",
-    ".npy": "npy",
-    ".pfm": "pfm",
-    ".tif": "tiff",
-    ".tiff": "tiff",
-    ".jpg": "color",
-    ".jpeg": "color",
-}
-FORMAT_EXTENSIONS = {
-    "png16": ".png",
-    "npy": ".npy",
-    "pfm": ".pfm",
-    "tiff": ".tiff",
-    "color": ".png",
-}
-IMAGE_EXTENSIONS = (
-    ".jpg",
-    ".jpeg",
-    ".png",
-    ".bmp",
-    ".tif",
-    ".tiff",
-    ".webp",
-    ".ppm",
-    ".pgm",
-    ".gif",
-    ".jp2",
-    ".heic",
+from dpde_cli.formats import (
+    depth_format,
 )
+
 MAX_PNG16_METRES = 65.535
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)
@@ -131,21 +103,6 @@ def _to_rgb8(image) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------ depth
-
-
-def depth_format(path: str | Path, fmt: str | None = None) -> str:
-    """The depth format for an output path: ``fmt`` if given, else from the extension."""
-    if fmt is not None:
-        if fmt not in DEPTH_FORMATS:
-            raise UsageError(f"unknown depth format {fmt!r}; use {', '.join(DEPTH_FORMATS)}")
-        return fmt
-    suffix = Path(path).suffix.lower()
-    if suffix not in _EXTENSION_FORMATS:
-        raise UsageError(
-            f"{path}: cannot tell the depth format from the extension {suffix!r}; "
-            f"use .png (16-bit mm), .npy, .pfm, .tiff, .jpg (preview) or --format"
-        )
-    return _EXTENSION_FORMATS[suffix]
 
 
 def read_depth(path: str | Path, scale: float = 1000.0) -> np.ndarray:

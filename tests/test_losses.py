@@ -16,8 +16,8 @@ from dpde_cli.losses import (
     berhu,
     berhu_loss,
     fsim_loss,
-    silog_loss,
     gradient_log_l1_loss,
+    silog_loss,
 )
 
 

@@ -18,7 +18,7 @@ from dpde_cli.cli.common import (
     handle_errors,
 )
 from dpde_cli.errors import InputError, UsageError
-from dpde_cli.io import DEPTH_FORMATS
+from dpde_cli.formats import DEPTH_FORMATS
 
 
 @handle_errors
@@ -79,8 +79,8 @@ def fuse(
     """
     import numpy as np
 
-    from dpde_cli.fusion import FusionConfig, irls_fuse
     from dpde_cli.io import depth_format, read_depth, write_depth
+    from dpde_cli.fusion import FusionConfig, irls_fuse
 
     from_files = gx is not None or gy is not None or gradients is not None
     if from_files == (depth is not None):

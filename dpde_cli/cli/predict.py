@@ -19,7 +19,7 @@ from dpde_cli.cli.common import (
     run_batches,
     single_output,
 )
-from dpde_cli.io import DEPTH_FORMATS, FORMAT_EXTENSIONS, depth_format
+from dpde_cli.formats import DEPTH_FORMATS, FORMAT_EXTENSIONS, depth_format
 
 DEFAULT_OUTPUT = Path("outputs")
 

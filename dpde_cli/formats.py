@@ -1,0 +1,57 @@
+"""Depth and image format names and extensions, without numpy (the CLI's --help reads them).
+
+See :mod:`dpde_cli.io` for what each format holds.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from dpde_cli.errors import UsageError
+
+DEPTH_FORMATS = ("png16", "npy", "pfm", "tiff", "color")
+_EXTENSION_FORMATS = {
+    ".png": "png16",
+    ".npy": "npy",
+    ".pfm": "pfm",
+    ".tif": "tiff",
+    ".tiff": "tiff",
+    ".jpg": "color",
+    ".jpeg": "color",
+}
+FORMAT_EXTENSIONS = {
+    "png16": ".png",
+    "npy": ".npy",
+    "pfm": ".pfm",
+    "tiff": ".tiff",
+    "color": ".png",
+}
+IMAGE_EXTENSIONS = (
+    ".jpg",
+    ".jpeg",
+    ".png",
+    ".bmp",
+    ".tif",
+    ".tiff",
+    ".webp",
+    ".ppm",
+    ".pgm",
+    ".gif",
+    ".jp2",
+    ".heic",
+)
+
+
+def depth_format(path: str | Path, fmt: str | None = None) -> str:
+    """The depth format for an output path: ``fmt`` if given, else from the extension."""
+    if fmt is not None:
+        if fmt not in DEPTH_FORMATS:
+            raise UsageError(f"unknown depth format {fmt!r}; use {', '.join(DEPTH_FORMATS)}")
+        return fmt
+    suffix = Path(path).suffix.lower()
+    if suffix not in _EXTENSION_FORMATS:
+        raise UsageError(
+            f"{path}: cannot tell the depth format from the extension {suffix!r}; "
+            f"use .png (16-bit mm), .npy, .pfm, .tiff, .jpg (preview) or --format"
+        )
+    return _EXTENSION_FORMATS[suffix]
