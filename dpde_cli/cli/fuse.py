@@ -79,8 +79,8 @@ def fuse(
     """
     import numpy as np
 
-    from dpde_cli.io import depth_format, read_depth, write_depth
     from dpde_cli.fusion import FusionConfig, irls_fuse
+    from dpde_cli.io import depth_format, read_depth, write_depth
 
     from_files = gx is not None or gy is not None or gradients is not None
     if from_files == (depth is not None):

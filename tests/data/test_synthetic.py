@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from dpde_cli.data import synthetic as syn
 from dpde_cli.data.synthetic import (
     NYU_INTRINSICS,
     SceneConfig,
     SyntheticScenes,
+    _raycast,
     render_batch,
     render_example,
     render_scene,
@@ -161,9 +161,9 @@ def test_tile_culling_matches_testing_every_primitive(monkeypatch):
     def all_pairs(p, tiles):
         b, n = p.boxes.shape[0], p.boxes.shape[1] + p.cyls.shape[1]
         grid = torch.ones(b, tiles.count, n, dtype=torch.bool)
-        return torch.nonzero(grid & syn._present(p)[:, None, :])
+        return torch.nonzero(grid & _raycast._present(p)[:, None, :])
 
-    monkeypatch.setattr(syn, "_view_pairs", all_pairs)
+    monkeypatch.setattr(_raycast, "_view_pairs", all_pairs)
     brute = render_scene(5, cfg)
     assert torch.equal(culled["depth"], brute["depth"])
 
