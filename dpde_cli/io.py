@@ -21,9 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from dpde_cli.errors import InputError, UsageError
-from dpde_cli.formats import (
-    depth_format,
-)
+from dpde_cli.formats import depth_format
 
 MAX_PNG16_METRES = 65.535
 _UMASK = os.umask(0o022)

@@ -1014,7 +1014,7 @@ class _Trainer:
         groups: list[dict[str, Any]] = [{"params": params}]
         encoder_ids = {id(p) for p in self.model.encoder.parameters()}
         encoder = [p for p in params if id(p) in encoder_ids]
-        if encoder and scale != 1.0:  # one group otherwise, as checkpoints before 0.2 hold
+        if encoder and scale != 1.0:  # else one group: the layout earlier checkpoints hold
             rest = [p for p in params if id(p) not in encoder_ids]
             groups = [{"params": rest}, {"params": encoder, "lr": config.lr * scale}]
         if config.optimizer == "adamw":

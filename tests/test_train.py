@@ -189,9 +189,9 @@ def test_encoder_lr_scale_groups_and_a_frozen_encoder_stays_put(
     config = tiny_config(
         tmp_path / "run",
         stage="global",
-        epochs=1,
-        max_steps=6,
-        val_fraction=0.0,
+        epochs=2,
+        max_steps=8,
+        val_fraction=0.25,  # validation between the epochs must not unfreeze the encoder
         optimizer=optimizer,
         lr=1e-3 if optimizer == "adamw" else 1e-2,
         encoder_lr_scale=0.0,
