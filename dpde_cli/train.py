@@ -35,7 +35,6 @@ import contextlib
 import io
 import json
 import math
-import os
 import random
 import time
 from collections.abc import Iterator, Sequence
@@ -48,6 +47,12 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
+from dpde_cli.distributed import (
+    all_reduce_sum,
+    barrier,
+    gather_objects,
+    setup_distributed,
+)
 from dpde_cli.errors import DpdeError, UsageError
 
 STAGES = ("global", "gradient")
@@ -269,102 +274,6 @@ class TrainResult:
     run_dir: Path
     weights: dict[str, Any]
     epochs: list[dict[str, Any]]
-
-
-# --------------------------------------------------------------------------- distributed
-
-
-@dataclass(frozen=True)
-class DistInfo:
-    """This process's place in a distributed run (rank 0 of 1 when not distributed)."""
-
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-
-    @property
-    def is_main(self) -> bool:
-        """Whether this process writes files and calls the callbacks."""
-        return self.rank == 0
-
-    @property
-    def enabled(self) -> bool:
-        """Whether more than one process takes part."""
-        return self.world_size > 1
-
-
-def _env_world_size() -> int:
-    """WORLD_SIZE from the environment (1 when unset)."""
-    return int(os.environ.get("WORLD_SIZE", "1"))
-
-
-def setup_distributed(device_name: str) -> tuple[DistInfo, torch.device, bool]:
-    """Join the process group torchrun describes, and pick this process's device.
-
-    Without WORLD_SIZE > 1 nothing is initialised. Under torchrun, "auto" and "cuda" mean
-    ``cuda:LOCAL_RANK`` (CPU when CUDA is absent); the backend is nccl on CUDA, gloo on
-    the CPU.
-
-    Returns:
-        (info, device, created): created is True when this call initialised the group.
-
-    Raises:
-        UsageError: a fixed ``cuda:N`` or ``mps`` under a multi-process launch.
-    """
-    import torch.distributed as dist
-
-    from dpde_cli.device import resolve_device
-
-    world = _env_world_size()
-    if world <= 1 and not (dist.is_available() and dist.is_initialized()):
-        return DistInfo(), resolve_device(device_name), False
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    name = device_name.strip().lower()
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda":
-        name = f"cuda:{local_rank}"
-    elif name.startswith("cuda:") and name != f"cuda:{local_rank}":
-        raise UsageError(f"--device {device_name} under torchrun: use cuda (one GPU per rank)")
-    elif name not in ("cpu",) and not name.startswith("cuda"):
-        raise UsageError(f"--device {device_name} cannot run distributed; use cuda or cpu")
-    device = resolve_device(name)
-    created = False
-    if not dist.is_initialized():
-        if device.type == "cuda":
-            torch.cuda.set_device(device)
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo", init_method="env://")
-        created = True
-    info = DistInfo(dist.get_rank(), dist.get_world_size(), local_rank)
-    return info, device, created
-
-
-def _all_reduce_sum(tensor: torch.Tensor, info: DistInfo) -> torch.Tensor:
-    """Sum a tensor over ranks in place (no-op on one process)."""
-    if info.enabled:
-        import torch.distributed as dist
-
-        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
-    return tensor
-
-
-def _gather_objects(obj: Any, info: DistInfo) -> list[Any]:
-    """Every rank's ``obj``, in rank order (a one-item list on one process)."""
-    if not info.enabled:
-        return [obj]
-    import torch.distributed as dist
-
-    out: list[Any] = [None] * info.world_size
-    dist.all_gather_object(out, obj)
-    return out
-
-
-def _barrier(info: DistInfo) -> None:
-    """Wait for every rank."""
-    if info.enabled:
-        import torch.distributed as dist
-
-        dist.barrier()
 
 
 # --------------------------------------------------------------------------- data
@@ -1071,7 +980,7 @@ class _Trainer:
     def _reduce_mean(self, values: list[torch.Tensor]) -> list[float]:
         """Means over ranks of scalar tensors, as floats."""
         stacked = torch.stack([v.float() for v in values]).double()
-        _all_reduce_sum(stacked, self.info)
+        all_reduce_sum(stacked, self.info)
         return [float(v) for v in stacked / self.info.world_size]
 
     def _rate(self, steps: int, seconds: float) -> float:
@@ -1091,7 +1000,7 @@ class _Trainer:
                 torch.tensor(float(self.loss_count), dtype=torch.float64, device=self.device),
             ]
         )
-        _all_reduce_sum(sums, self.info)
+        all_reduce_sum(sums, self.info)
         train_loss = float(sums[0] / sums[1]) if float(sums[1]) > 0 else float("nan")
         self._sync_buffers()
         metrics = self._validate()
@@ -1177,7 +1086,7 @@ class _Trainer:
             terms, mask = gradient_terms(output.gradients.float(), depth, valid)
             totals[-2] += terms[mask].double().sum()
             totals[-1] += mask.sum()
-        _all_reduce_sum(totals, self.info)
+        all_reduce_sum(totals, self.info)
         for name, module in self.model.named_children():
             module.train(modes[name])
         self.model.training = was_training
@@ -1220,7 +1129,7 @@ class _Trainer:
 
     def _load_stage_best(self, stage: str) -> None:
         """Before the next stage: load this stage's best weights into the model (all ranks)."""
-        _barrier(self.info)
+        barrier(self.info)
         entry = self._broadcast_index()["stages"].get(stage, {}).get("best")
         if entry is None:
             return
@@ -1271,7 +1180,7 @@ class _Trainer:
         """Write checkpoints/last.pt atomically (rank 0; every rank sends its RNG state)."""
         from dpde_cli.io import atomic_path
 
-        ranks = _gather_objects(self._local_state(), self.info)
+        ranks = gather_objects(self._local_state(), self.info)
         if not self.info.is_main:
             return
         optimizer, scheduler, scaler = self.stage_state
@@ -1336,7 +1245,7 @@ class _Trainer:
 
     def _finish(self) -> None:
         """Optionally convert the exported weights to float16; final weights.json."""
-        _barrier(self.info)
+        barrier(self.info)
         if not self.info.is_main:
             return
         if self.config.export_half and self.weights_index.get("dtype") != "float16":
