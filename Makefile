@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 DPDE := $(VENV)/bin/dpde
 OUT ?= outputs/demo
 
-.PHONY: setup demo test test-all lint benchmark clean
+.PHONY: setup demo test test-fast lint benchmark clean
 
 $(VENV)/.installed: pyproject.toml scripts/setup.sh
 	scripts/setup.sh $(VENV)
@@ -21,11 +21,11 @@ demo: setup
 		"$(OUT)/room_color.png, unfused depth $(OUT)/room_unfused.png, point cloud $(OUT)/room.ply"
 
 test: setup
-	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q
 	$(PY) -m ruff check dpde_cli tests benchmarks
 
-test-all: setup
-	$(PY) -m pytest -q
+test-fast: setup
+	$(PY) -m pytest -q -m "not slow"
 
 lint: setup
 	$(PY) -m ruff check dpde_cli tests benchmarks
