@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from dpde_cli.geometry import spatial_gradients, valid_gradient_masks
+from dpde_cli.metrics import check_depth_batch
 
 BERHU_THRESHOLD = 0.2
 """c = BERHU_THRESHOLD * max |residual| over the batch's valid pixels (Laina et al.)."""
@@ -28,17 +29,6 @@ SILOG_VARIANCE_FOCUS = 0.85
 
 FSIM_MIN_SIZE = 8
 """Smallest side (pixels, after piq's internal average pooling) the FSIM term accepts."""
-
-
-def _check_depth_pair(pred: torch.Tensor, gt: torch.Tensor, valid: torch.Tensor) -> None:
-    """Raise ValueError unless pred, gt, valid are (B, 1, H, W) of one shape."""
-    if pred.dim() != 4 or pred.shape[1] != 1:
-        raise ValueError(f"expected pred of shape (B, 1, H, W), got {tuple(pred.shape)}")
-    if gt.shape != pred.shape or valid.shape != pred.shape:
-        raise ValueError(
-            f"pred {tuple(pred.shape)}, gt {tuple(gt.shape)} and valid {tuple(valid.shape)} "
-            "must have the same shape"
-        )
 
 
 def berhu(residual: torch.Tensor, c: torch.Tensor | float) -> torch.Tensor:
@@ -88,7 +78,7 @@ def berhu_loss(
         >>> berhu_loss(torch.ones(1, 1, 4, 4), torch.ones(1, 1, 4, 4), torch.ones(1, 1, 4, 4) > 0)
         tensor(0.)
     """
-    _check_depth_pair(pred, gt, valid)
+    check_depth_batch(pred, gt, valid)
     residual = (pred - gt)[valid]
     if residual.numel() == 0:
         return pred.sum() * 0.0
@@ -122,7 +112,7 @@ def silog_loss(
         >>> silog_loss(torch.ones(1, 1, 4, 4), torch.ones(1, 1, 4, 4), torch.ones(1, 1, 4, 4) > 0)
         tensor(0.)
     """
-    _check_depth_pair(pred, gt, valid)
+    check_depth_batch(pred, gt, valid)
     weight = valid.flatten(1).float()
     count = weight.sum(dim=1)
     log_gt = torch.where(valid, gt, torch.ones_like(gt)).clamp_min(1e-3).log()
@@ -190,7 +180,7 @@ def fsim_loss(pred: torch.Tensor, gt: torch.Tensor, valid: torch.Tensor) -> torc
     """
     import piq
 
-    _check_depth_pair(pred, gt, valid)
+    check_depth_batch(pred, gt, valid)
     if min(pred.shape[-2:]) < FSIM_MIN_SIZE:
         raise ValueError(
             f"the FSIM term needs maps of at least {FSIM_MIN_SIZE}x{FSIM_MIN_SIZE} pixels, "
@@ -222,7 +212,7 @@ def gradient_terms(
         raise ValueError(
             f"expected gradients of shape (B, 2, H, W), got {tuple(pred_gradients.shape)}"
         )
-    _check_depth_pair(gt_depth, gt_depth, valid)
+    check_depth_batch(gt_depth, gt_depth, valid)
     if pred_gradients.shape[-2:] != gt_depth.shape[-2:] or len(pred_gradients) != len(gt_depth):
         raise ValueError(
             f"gradients {tuple(pred_gradients.shape)} and depth {tuple(gt_depth.shape)} differ"

@@ -90,8 +90,11 @@ _MIN_POSITIVE = 1e-6  # clamp floor that keeps logarithms finite when min_depth 
 # ------------------------------------------------------------------------------ helpers
 
 
-def _check_batch(pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor) -> None:
-    """Raise ValueError unless pred, gt and mask are (B, 1, H, W) of one shape."""
+def check_depth_batch(pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor) -> None:
+    """Raise ValueError unless pred, gt and mask are (B, 1, H, W) of one shape.
+
+    Shared by the metrics and the training losses (where the mask is the validity mask).
+    """
     if pred.dim() != 4 or pred.shape[1] != 1:
         raise ValueError(f"expected pred of shape (B, 1, H, W), got {tuple(pred.shape)}")
     if gt.shape != pred.shape or mask.shape != pred.shape:
@@ -134,7 +137,7 @@ def median_scale(pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor) -> to
     Returns:
         (B,) scale; 1 where the mask is empty or the prediction's median is not positive.
     """
-    _check_batch(pred, gt, mask)
+    check_depth_batch(pred, gt, mask)
     scale = _masked_median(gt, mask) / _masked_median(pred, mask)
     ok = torch.isfinite(scale) & (scale > 0)
     return torch.where(ok, scale, torch.ones_like(scale))
@@ -173,7 +176,7 @@ def lstsq_scale_shift(
     Returns:
         (scale, shift), each (B,) float64.
     """
-    _check_batch(pred, gt, mask)
+    check_depth_batch(pred, gt, mask)
     m = mask.flatten(1).double()
     x = torch.where(mask, pred, torch.zeros_like(pred)).flatten(1).double()
     y = torch.where(mask, gt, torch.zeros_like(gt)).flatten(1).double()
@@ -445,7 +448,7 @@ def metric_sums(
     Returns:
         dict of name -> (B,) float64.
     """
-    _check_batch(pred, gt, mask)
+    check_depth_batch(pred, gt, mask)
     m = mask.flatten(1)
     one = torch.ones((), dtype=torch.float64, device=pred.device)
     d = torch.where(m, pred.flatten(1).double(), one)
@@ -545,7 +548,7 @@ def ssim_depth(
     """
     import piq
 
-    _check_batch(pred, gt, mask)
+    check_depth_batch(pred, gt, mask)
     x, y = _normalise_pair(pred.float(), gt.float(), mask)
     values = []
     for i in range(pred.shape[0]):
@@ -600,7 +603,7 @@ def gsm_sums(
     Returns:
         (sum of q, pixel count), each (B,) float64.
     """
-    _check_batch(pred, gt, mask)
+    check_depth_batch(pred, gt, mask)
     if min(pred.shape[-2:]) < 5:  # no pixel has a whole 5x5 neighbourhood
         zeros = torch.zeros(pred.shape[0], dtype=torch.float64, device=pred.device)
         return zeros, zeros.clone()
