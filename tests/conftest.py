@@ -31,6 +31,17 @@ def device(request: pytest.FixtureRequest) -> str:
     return name
 
 
+@pytest.fixture
+def one_thread():
+    """One intra-op torch thread for the test: fast and stable on a small, shared machine."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """../shared/data/real-dev, or skip when ../shared is absent."""

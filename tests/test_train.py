@@ -70,13 +70,7 @@ class StopAt(TrainCallbacks):
             raise self.Interrupt()
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One intra-op thread: fast and stable on a small, shared machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny_config(out: Path, **changes: Any) -> TrainConfig:

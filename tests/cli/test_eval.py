@@ -36,22 +36,21 @@ def run(*args: str):
     return runner.invoke(app, ["--device", "cpu", *args])
 
 
+def run_tiny(weights: Path, *args: str):
+    """`dpde eval` with the registered test model and these weights, without loader workers."""
+    return run("eval", "--model", "dpde-tiny", "--weights", str(weights), "--workers", "0", *args)
+
+
 def test_folder_eval_writes_json_csv_and_predictions(
     folder: Path, tiny_weights: Path, tmp_path: Path
 ) -> None:
-    result = run(
-        "eval",
+    result = run_tiny(
+        tiny_weights,
         "--dataset",
         "folder",
         "--data-dir",
         str(folder),
-        "--model",
-        "dpde-tiny",
-        "--weights",
-        str(tiny_weights),
         "--no-fuse",
-        "--workers",
-        "0",
         "--json",
         str(tmp_path / "r.json"),
         "--csv",
@@ -80,19 +79,13 @@ def test_folder_eval_writes_json_csv_and_predictions(
 
 
 def test_ablation_reports_both_streams(folder: Path, tiny_weights: Path, tmp_path: Path) -> None:
-    result = run(
-        "eval",
+    result = run_tiny(
+        tiny_weights,
         "--dataset",
         "folder",
         "--data-dir",
         str(folder),
-        "--model",
-        "dpde-tiny",
-        "--weights",
-        str(tiny_weights),
         "--ablation",
-        "--workers",
-        "0",
         "--json",
         str(tmp_path / "r.json"),
         "--limit",
@@ -104,19 +97,13 @@ def test_ablation_reports_both_streams(folder: Path, tiny_weights: Path, tmp_pat
 
 
 def test_protocol_overrides_are_printed(folder: Path, tiny_weights: Path) -> None:
-    result = run(
-        "eval",
+    result = run_tiny(
+        tiny_weights,
         "--dataset",
         "folder",
         "--data-dir",
         str(folder),
-        "--model",
-        "dpde-tiny",
-        "--weights",
-        str(tiny_weights),
         "--no-fuse",
-        "--workers",
-        "0",
         "--align",
         "median",
         "--averaging",
@@ -147,18 +134,12 @@ def test_real_frames_nyu_raw_and_middlebury(
 ) -> None:
     for dataset, folder_name in (("folder", "nyu-raw"), ("middlebury", "middlebury")):
         out = tmp_path / f"{dataset}.json"
-        result = run(
-            "eval",
+        result = run_tiny(
+            tiny_weights,
             "--dataset",
             dataset,
             "--data-dir",
             str(shared_data / folder_name),
-            "--model",
-            "dpde-tiny",
-            "--weights",
-            str(tiny_weights),
-            "--workers",
-            "0",
             "--json",
             str(out),
             "--metric",
@@ -180,21 +161,15 @@ def test_several_folders_are_one_set(folder: Path, tiny_weights: Path, tmp_path:
     other = tmp_path / "other"
     shutil.copytree(folder, other)
     out = tmp_path / "r.json"
-    result = run(
-        "eval",
+    result = run_tiny(
+        tiny_weights,
         "--dataset",
         "folder",
         "--data-dir",
         str(folder),
         "--data-dir",
         str(other),
-        "--model",
-        "dpde-tiny",
-        "--weights",
-        str(tiny_weights),
         "--no-fuse",
-        "--workers",
-        "0",
         "--json",
         str(out),
     )
