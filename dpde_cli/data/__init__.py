@@ -12,6 +12,8 @@ The CLI builds datasets by name:
 
 from __future__ import annotations
 
+import dataclasses
+import importlib.util
 import inspect
 from collections.abc import Callable
 from pathlib import Path
@@ -55,15 +57,19 @@ def _synthetic(
     length: int = 100,
     config: object = None,
     seed: int = 0,
+    **scene: object,
 ) -> Dataset:
     """Procedural synthetic scenes (dpde_cli.data.synthetic.SyntheticScenes); no files.
 
-    ``data_dir`` and ``split`` are ignored; ``length``, ``config`` and ``seed`` are passed on.
+    ``data_dir`` and ``split`` are ignored; ``length``, ``config`` and ``seed`` are passed on;
+    any other option overrides that field of the SceneConfig (``close_view_prob=0.5``).
     """
     try:
-        from dpde_cli.data.synthetic import SyntheticScenes
+        from dpde_cli.data.synthetic import SceneConfig, SyntheticScenes
     except ImportError as exc:
         raise DpdeError(f"synthetic scenes are not available in this build ({exc})") from None
+    if scene:
+        config = dataclasses.replace(config or SceneConfig(), **scene)
     return SyntheticScenes(length, config, seed=seed)
 
 
@@ -93,14 +99,16 @@ def list_datasets() -> list[str]:
 def _check_options(name: str, options: dict[str, object]) -> None:
     """Raise UsageError for an option the dataset's constructor does not take."""
     if name in _TARGETS:
-        import importlib
-
         module, attr = _TARGETS[name]
         target = getattr(importlib.import_module(module), attr)
     else:
         target = DATASETS[name]
     params = list(inspect.signature(target).parameters.values())[2:]  # after root, split
-    accepted = {p.name for p in params}
+    accepted = {p.name for p in params if p.kind is not inspect.Parameter.VAR_KEYWORD}
+    if name == "synthetic" and importlib.util.find_spec("dpde_cli.data.synthetic"):
+        from dpde_cli.data.synthetic import SceneConfig
+
+        accepted |= {f.name for f in dataclasses.fields(SceneConfig)}  # scene overrides
     unknown = sorted(set(options) - accepted)
     if unknown:
         raise UsageError(

@@ -32,3 +32,11 @@ def test_synthetic_is_guarded():
         assert len(build_dataset("synthetic", None, length=3, seed=1)) == 3
     with pytest.raises(UsageError, match="size"):
         build_dataset("synthetic", None, size=(2, 2))
+
+
+def test_synthetic_options_override_the_scene_config():
+    ds = build_dataset("synthetic", None, length=2, close_view_prob=1.0, height=30, width=40)
+    assert ds.config.close_view_prob == 1.0 and (ds.config.height, ds.config.width) == (30, 40)
+    assert ds[0]["depth"].shape == (1, 30, 40)
+    with pytest.raises(UsageError, match="close_view_prob"):  # the valid names are listed
+        build_dataset("synthetic", None, length=2, close_view=1.0)

@@ -207,3 +207,32 @@ def test_renders_on_the_test_device(device):
     close = torch.isclose(here["depth"].cpu(), cpu["depth"], rtol=1e-4)
     assert float(close.float().mean()) > 0.995  # object edges may flip by a pixel
     assert (here["image"].cpu() - cpu["image"]).abs().mean() < 0.01
+
+
+def test_close_views_look_down_at_furniture_from_nearby():
+    across = SceneConfig(height=30, width=40, sensor_effects=False, shadows=False)
+    close = SceneConfig(
+        height=30, width=40, sensor_effects=False, shadows=False, close_view_prob=1.0
+    )
+    seeds = range(20, 32)
+    moved = []
+    for seed in seeds:
+        a, c = sample_scene(seed, across), sample_scene(seed, close)
+        assert np.array_equal(a.room, c.room)  # the same room, furnished the same way
+        if np.allclose(a.cam_pos, c.cam_pos):
+            continue
+        moved.append(seed)
+        w, d, _ = c.room
+        x, y, z = c.cam_pos
+        assert 0.4 < x < w - 0.4 and 0.4 < y < d - 0.4 and z == a.cam_pos[2]
+        assert c.cam_rot[2, 2] <= 1e-9  # the optical axis points level or down
+        # the camera is not inside a box (furniture parts are boxes and cylinders)
+        for bx, by, bz, hx, hy, hz, yaw in c.boxes:
+            u, v = x - bx, y - by
+            lu = abs(u * math.cos(yaw) + v * math.sin(yaw))
+            lv = abs(-u * math.sin(yaw) + v * math.cos(yaw))
+            assert not (lu < hx and lv < hy and abs(z - bz) < hz)
+    assert len(moved) >= 9  # most rooms have furniture against a wall with space before it
+    near = render_batch(moved, close)["depth"].flatten(1).median(1).values
+    far = render_batch(moved, across)["depth"].flatten(1).median(1).values
+    assert float(near.mean()) < 0.75 * float(far.mean())

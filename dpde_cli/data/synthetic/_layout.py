@@ -1242,8 +1242,13 @@ def _ceiling_lights(b: _Builder, drop: float = 0.0) -> None:
         )
 
 
-def _place_furniture(b: _Builder, kind: str, style: dict) -> None:
-    """Wall-aligned and free-standing furniture for a room type, without overlaps."""
+def _place_furniture(
+    b: _Builder, kind: str, style: dict
+) -> list[tuple[_Item, float, float, float]]:
+    """Wall-aligned and free-standing furniture for a room type, without overlaps.
+
+    Returns the items placed against a wall, as (item, x, y, yaw); yaw faces into the room.
+    """
     rng, room = b.rng, b.room
     W, D = room[0], room[1]
     weights = _ROOM_TYPES[kind]["items"]
@@ -1258,6 +1263,7 @@ def _place_furniture(b: _Builder, kind: str, style: dict) -> None:
     n = int(np.clip(round(W * D / rng.uniform(1.6, 3.2)), 3, 16))
     wanted += list(rng.choice(names, size=n, p=p))
     wanted = [w for i, w in enumerate(wanted) if w not in _UNIQUE_ITEMS or w not in wanted[:i]]
+    on_walls: list[tuple[_Item, float, float, float]] = []
     for name in wanted:
         against_wall = name not in _CENTRE_ITEMS or (name in _WALL_ITEMS and rng.random() < 0.5)
         if name == "counter":
@@ -1291,6 +1297,7 @@ def _place_furniture(b: _Builder, kind: str, style: dict) -> None:
             b.place(item, x, y, yaw)
             if against_wall:
                 b.wall_spans[wall].append((s - item.w / 2, s + item.w / 2, 0.0, item.h))
+                on_walls.append((item, x, y, yaw))
             if (name in ("table", "low_table") and not against_wall) or name == "desk":
                 _chairs_around(
                     b, item, x, y, yaw, style, office=kind == "office", desk=name == "desk"
@@ -1313,6 +1320,37 @@ def _place_furniture(b: _Builder, kind: str, style: dict) -> None:
                 p1=float(rng.random() < 0.6),
             )
             b.box((x, y, 0.006), (rw / 2, rd / 2, 0.006), 0.0, rug, False)
+    return on_walls
+
+
+def _close_view(
+    b: _Builder, targets: list[tuple[_Item, float, float, float]], height: float, cfg: SceneConfig
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """A camera 0.7-2.2 m in front of a piece of furniture against a wall, aimed at it and
+    pitched down at a point on it: the desk, shelf and cabinet close-ups that hand-held
+    captures are full of and across-the-room views lack. None when no free spot is found."""
+    rng = b.rng
+    W, D, hc = b.room
+    for t in rng.permutation(len(targets)):
+        item, x, y, yaw = targets[t]
+        normal = np.array([-math.sin(yaw), math.cos(yaw)])
+        along = np.array([math.cos(yaw), math.sin(yaw)])
+        for _ in range(8):
+            dist = item.d / 2 + rng.uniform(0.7, 2.2)
+            side = rng.uniform(-0.5, 0.5) * (item.w + dist)
+            cx, cy = np.array([x, y]) + normal * dist + along * side
+            rect = (cx - 0.3, cy - 0.3, cx + 0.3, cy + 0.3)
+            if not (0.4 < cx < W - 0.4 and 0.4 < cy < D - 0.4) or not b.free(rect, margin=0.0):
+                continue
+            z = min(height, hc - 0.3)
+            aim_z = rng.uniform(0.3, 0.9) * min(item.h, z)
+            heading = math.atan2(y - cy, x - cx) + rng.normal(0.0, 0.12)
+            pitch = math.atan2(z - aim_z, math.hypot(x - cx, y - cy)) + rng.normal(0.0, 0.05)
+            pitch = min(max(pitch, 0.0), math.radians(40.0))
+            roll = math.radians(rng.uniform(*cfg.roll_deg_range))
+            b.occupied.append(rect)
+            return np.array([cx, cy, z]), _camera_rotation(heading, pitch, roll)
+    return None
 
 
 def _chairs_around(
@@ -1489,7 +1527,11 @@ def sample_scene(seed: int, config: SceneConfig | None = None) -> Scene:
     _ceiling_lights(b, drop=0.25 if beams else 0.0)
     if cfg.furniture:
         style = {"wood": _wood(rng)}
-        _place_furniture(b, kind, style)
+        on_walls = _place_furniture(b, kind, style)
+        if on_walls and cfg.close_view_prob > 0 and rng.random() < cfg.close_view_prob:
+            view = _close_view(b, on_walls, float(cam_pos[2]), cfg)
+            if view is not None:
+                cam_pos, cam_rot = view
         _floor_clutter(b)
     if cfg.decorations:
         _pictures(b, kind)

@@ -36,6 +36,9 @@ class SceneConfig:
         camera_height_range: camera centre above the floor, metres.
         pitch_deg_range: downward pitch of the optical axis, degrees.
         roll_deg_range: roll about the optical axis, degrees.
+        close_view_prob: probability of moving the camera to 0.7-2.2 m in front of a piece
+            of furniture against a wall (desk, shelf, cabinet, sofa...) and aiming it down at
+            it, instead of the across-the-room view; 0 keeps every seed's scene as before.
         furniture: place furniture, clutter and rugs.
         decorations: doors, windows, pictures, baseboards on the walls.
         shadows: trace shadow rays (soft shadows).
@@ -59,6 +62,7 @@ class SceneConfig:
     camera_height_range: tuple[float, float] = (1.0, 1.7)
     pitch_deg_range: tuple[float, float] = (0.0, 20.0)
     roll_deg_range: tuple[float, float] = (-3.0, 3.0)
+    close_view_prob: float = 0.0
     furniture: bool = True
     decorations: bool = True
     shadows: bool = True
