@@ -1328,9 +1328,10 @@ def _close_view(
 ) -> tuple[np.ndarray, np.ndarray] | None:
     """A camera 0.7-2.2 m in front of a piece of furniture against a wall, aimed at it and
     pitched down at a point on it: the desk, shelf and cabinet close-ups that hand-held
-    captures are full of and across-the-room views lack. None when no free spot is found."""
+    captures are full of and across-the-room views lack; the camera keeps its ``height``
+    (already below the ceiling). None when no free spot is found."""
     rng = b.rng
-    W, D, hc = b.room
+    W, D, _ = b.room
     for t in rng.permutation(len(targets)):
         item, x, y, yaw = targets[t]
         normal = np.array([-math.sin(yaw), math.cos(yaw)])
@@ -1342,14 +1343,13 @@ def _close_view(
             rect = (cx - 0.3, cy - 0.3, cx + 0.3, cy + 0.3)
             if not (0.4 < cx < W - 0.4 and 0.4 < cy < D - 0.4) or not b.free(rect, margin=0.0):
                 continue
-            z = min(height, hc - 0.3)
-            aim_z = rng.uniform(0.3, 0.9) * min(item.h, z)
+            aim_z = rng.uniform(0.3, 0.9) * min(item.h, height)
             heading = math.atan2(y - cy, x - cx) + rng.normal(0.0, 0.12)
-            pitch = math.atan2(z - aim_z, math.hypot(x - cx, y - cy)) + rng.normal(0.0, 0.05)
+            pitch = math.atan2(height - aim_z, math.hypot(x - cx, y - cy)) + rng.normal(0.0, 0.05)
             pitch = min(max(pitch, 0.0), math.radians(40.0))
             roll = math.radians(rng.uniform(*cfg.roll_deg_range))
             b.occupied.append(rect)
-            return np.array([cx, cy, z]), _camera_rotation(heading, pitch, roll)
+            return np.array([cx, cy, height]), _camera_rotation(heading, pitch, roll)
     return None
 
 
