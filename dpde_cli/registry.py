@@ -302,7 +302,8 @@ def dpde_r50(pretrained: bool = False) -> nn.Module:
             "indoor frames, never used for training), fused output, no alignment unless "
             "named, 1e-3 < gt < 10 m, mean of per-image metrics; middlebury_*: dpde eval "
             "--dataset middlebury (3 frames, median-aligned). Targets REL <= 0.20, d1 >= "
-            "0.65 and median-aligned REL <= 0.15 are not met. Measured 2026-11-24"
+            "0.65 and median-aligned REL <= 0.15 are not met. Measured 2026-11-24. The "
+            "runs not shipped, misses included, with their figures: benchmarks/RESULTS.md"
         ),
         licence="Apache-2.0 (code and EfficientNet-Lite0 ImageNet weights)",
     ),
