@@ -110,6 +110,8 @@ class TrainConfig:
         input_size: (H, W) training size, multiples of 8; None: the dataset default, else
             the model's (240 x 320 for NYUv2).
         augment: random scale, rotation, crop, flip and colour jitter.
+        appearance: photometric augmentation, "standard" (the colour jitter) or "strong"
+            (wide jitter, colour cast, greyscale, blur, noise, JPEG: for rendered data).
         val_fraction: share of the training images held out for validation (0: none).
         val_split: validate on this split of the dataset instead (e.g. "test").
         workers: DataLoader worker processes (persistent, seeded).
@@ -148,6 +150,7 @@ class TrainConfig:
     encoder_lr_scale: float = 1.0
     input_size: tuple[int, int] | None = None
     augment: bool = True
+    appearance: str = "standard"
     val_fraction: float = 0.05
     val_split: str | None = None
     workers: int = 4
@@ -173,6 +176,12 @@ class TrainConfig:
             raise UsageError(f"unknown schedule {self.schedule!r}; use {', '.join(SCHEDULES)}")
         if self.optimizer not in OPTIMIZERS:
             raise UsageError(f"unknown optimizer {self.optimizer!r}; use {', '.join(OPTIMIZERS)}")
+        from dpde_cli.data.transforms import APPEARANCES
+
+        if self.appearance not in APPEARANCES:
+            raise UsageError(
+                f"unknown appearance {self.appearance!r}; use {', '.join(APPEARANCES)}"
+            )
         for name in ("lambda_berhu", "lambda_fsim", "lambda_silog", "encoder_lr_scale"):
             if not getattr(self, name) >= 0:
                 raise UsageError(f"{name} must be >= 0, got {getattr(self, name)}")
@@ -693,7 +702,9 @@ class _Trainer:
         if val_set is None:
             train_indices, val_indices = holdout_split(len(train_set), config.val_fraction)
         augment = (
-            TrainTransform(self.input_size) if config.augment else EvalTransform(self.input_size)
+            TrainTransform(self.input_size, appearance=config.appearance)
+            if config.augment
+            else EvalTransform(self.input_size)
         )
         evaluate = EvalTransform(self.input_size)
         self.train_view = TrainingView(train_set, train_indices, augment, config.seed)

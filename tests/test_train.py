@@ -116,6 +116,7 @@ def test_config_round_trips_through_json_and_is_validated() -> None:
         {"optimizer": "adam"},
         {"encoder_lr_scale": -1.0},
         {"lambda_silog": -0.5},
+        {"appearance": "wild"},
     )
     for bad in bad_values:
         with pytest.raises(UsageError):

@@ -46,6 +46,13 @@ class Schedule(str, Enum):
     constant = "constant"
 
 
+class Appearance(str, Enum):
+    """Photometric augmentation levels."""
+
+    standard = "standard"
+    strong = "strong"
+
+
 class Optimizer(str, Enum):
     """Optimisers."""
 
@@ -123,6 +130,13 @@ def train(
     augment: Annotated[
         bool, typer.Option("--augment/--no-augment", help="Scale, rotate, crop, flip, jitter.")
     ] = True,
+    appearance: Annotated[
+        Appearance,
+        typer.Option(
+            help="Photometric augmentation; strong adds colour casts, greyscale, blur, noise, "
+            "JPEG (for rendered data)."
+        ),
+    ] = Appearance.standard,
     val_fraction: Annotated[
         float, typer.Option("--val-fraction", help="Share of training images held out.")
     ] = 0.05,
@@ -242,6 +256,7 @@ def train(
                 encoder_lr_scale=encoder_lr_scale,
                 input_size=tuple(input_size) if input_size else None,
                 augment=augment,
+                appearance=appearance.value,
                 val_fraction=val_fraction,
                 val_split=val_split,
                 workers=workers,

@@ -15,15 +15,20 @@ Example:
 
 from __future__ import annotations
 
+import io
 import math
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+import torchvision.transforms.v2.functional as TF
 
 Sample = dict
 """A dpde sample dict: image (3, H, W), depth (1, H, W), valid (1, H, W), intrinsics, name."""
+
+APPEARANCES = ("standard", "strong")
+"""Photometric augmentation levels of TrainTransform (see ``randomise_appearance``)."""
 
 
 def sample_generator(seed: int, epoch: int, index: int) -> torch.Generator:
@@ -173,6 +178,46 @@ def color_jitter(
     return image.clamp(0.0, 1.0)
 
 
+def jpeg_round_trip(image: torch.Tensor, quality: int) -> torch.Tensor:
+    """JPEG-compress and decode (pillow) a (3, H, W) image in [0, 1] at ``quality`` (1-95)."""
+    from PIL import Image
+
+    array = (image.permute(1, 2, 0).cpu().numpy() * 255.0 + 0.5).clip(0, 255).astype(np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="JPEG", quality=int(quality))
+    buffer.seek(0)
+    out = np.asarray(Image.open(buffer).convert("RGB"), dtype=np.float32) / 255.0
+    return torch.from_numpy(out).permute(2, 0, 1).to(image.device)
+
+
+def randomise_appearance(image: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Strong photometric randomisation of a (3, H, W) image in [0, 1]; geometry untouched.
+
+    For training on rendered scenes: the network should read depth from layout,
+    perspective and texture gradients, not from the renderer's look. In order: a wide
+    colour jitter (brightness, contrast +-0.4, saturation +-0.5, gamma 0.7-1.4); a colour
+    cast (per-channel gain 0.85-1.15); greyscale (p 0.15); Gaussian blur (p 0.3, sigma
+    0.3-1.2 px); sensor noise (p 0.5, sigma 0.003-0.03); JPEG (p 0.3, quality 40-95).
+    Every draw comes from ``generator``.
+    """
+    image = color_jitter(image, generator, 0.4, 0.4, 0.5, (0.7, 1.4))
+    gains = 0.85 + 0.3 * torch.rand((3, 1, 1), generator=generator)
+    image = (image * gains).clamp(0.0, 1.0)
+    if float(torch.rand((), generator=generator)) < 0.15:
+        image = TF.rgb_to_grayscale(image, num_output_channels=3)
+    if float(torch.rand((), generator=generator)) < 0.3:
+        sigma = _uniform(generator, 0.3, 1.2)
+        size = 2 * math.ceil(3 * sigma) + 1
+        image = TF.gaussian_blur(image, [size, size], [sigma, sigma])
+    if float(torch.rand((), generator=generator)) < 0.5:
+        sigma = _uniform(generator, 0.003, 0.03)
+        image = image + sigma * torch.randn(image.shape, generator=generator)
+    image = image.clamp(0.0, 1.0)
+    if float(torch.rand((), generator=generator)) < 0.3:
+        image = jpeg_round_trip(image, int(torch.randint(40, 96, (), generator=generator)))
+    return image
+
+
 @dataclass(frozen=True)
 class TrainTransform:
     """The standard depth augmentations, ending at the network's input size.
@@ -188,6 +233,7 @@ class TrainTransform:
         flip_prob: probability of a left-right flip.
         brightness, contrast, saturation: jitter amplitudes (factor in [1 - x, 1 + x]).
         gamma: (low, high) gamma range.
+        appearance: "standard" or "strong" (one of APPEARANCES).
     """
 
     size: tuple[int, int]
@@ -198,6 +244,13 @@ class TrainTransform:
     contrast: float = 0.2
     saturation: float = 0.2
     gamma: tuple[float, float] = (0.9, 1.1)
+    appearance: str = "standard"
+
+    def __post_init__(self) -> None:
+        if self.appearance not in APPEARANCES:
+            raise ValueError(
+                f"unknown appearance {self.appearance!r}; use {', '.join(APPEARANCES)}"
+            )
 
     def __call__(self, sample: Sample, generator: torch.Generator) -> Sample:
         """Augment one sample with draws from ``generator``."""
@@ -209,9 +262,17 @@ class TrainTransform:
         out = random_crop(out, self.size, generator)
         if float(torch.rand((), generator=generator)) < self.flip_prob:
             out = hflip(out)
-        out["image"] = color_jitter(
-            out["image"], generator, self.brightness, self.contrast, self.saturation, self.gamma
-        )
+        if self.appearance == "strong":
+            out["image"] = randomise_appearance(out["image"], generator)
+        else:
+            out["image"] = color_jitter(
+                out["image"],
+                generator,
+                self.brightness,
+                self.contrast,
+                self.saturation,
+                self.gamma,
+            )
         return out
 
 

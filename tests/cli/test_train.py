@@ -96,6 +96,7 @@ def test_train_end_to_end_then_resume_and_errors(folder: Path, tmp_path: Path) -
     assert bad.exit_code == 2 and "multiples of 8" in bad.output
 
     options = ["--optimizer", "adamw", "--lambda-silog", "0.5", "--encoder-lr-scale", "0.1"]
+    options += ["--appearance", "strong"]
     other = tmp_path / "adamw"
     adamw = run(*base_args(folder, other), "--stage", "global", "--max-steps", "1", *options)
     assert adamw.exit_code == 0, adamw.output
@@ -105,6 +106,7 @@ def test_train_end_to_end_then_resume_and_errors(folder: Path, tmp_path: Path) -
         0.5,
         0.1,
     )
+    assert saved["appearance"] == "strong"
     unknown = run(*base_args(folder, tmp_path / "adam"), "--optimizer", "adam")
     assert unknown.exit_code == 2
 

@@ -11,6 +11,7 @@ from dpde_cli.data.transforms import (
     color_jitter,
     hflip,
     random_crop,
+    randomise_appearance,
     resize,
     rotate,
     sample_generator,
@@ -85,6 +86,40 @@ def test_train_transform_is_a_function_of_its_generator() -> None:
     assert not torch.equal(a["image"], c["image"])
     assert a["image"].shape == (3, 32, 48) and a["depth"].shape == (1, 32, 48)
     assert (a["depth"][~a["valid"]] == 0).all()
+
+
+def test_strong_appearance_changes_only_the_image() -> None:
+    sample = _sample()
+    standard = TrainTransform(size=(32, 48))
+    strong = TrainTransform(size=(32, 48), appearance="strong")
+    for index in range(5):
+        a = standard(sample, sample_generator(0, 0, index))
+        b = strong(sample, sample_generator(0, 0, index))
+        again = strong(sample, sample_generator(0, 0, index))
+        assert torch.equal(a["depth"], b["depth"]) and torch.equal(a["valid"], b["valid"])
+        assert torch.equal(b["image"], again["image"])
+        assert b["image"].min() >= 0 and b["image"].max() <= 1
+    with pytest.raises(ValueError, match="appearance"):
+        TrainTransform(size=(32, 48), appearance="wild")
+
+
+def test_randomise_appearance_covers_greyscale_blur_and_noise() -> None:
+    # On a smooth colour ramp: greyscale brings the channels together (noise and JPEG
+    # after it leave them close), noise raises the step between neighbours well above
+    # the ramp's own, blur or lower contrast brings it below.
+    image = _sample()["image"]
+    ramp_step = (image[:, :, 1:] - image[:, :, :-1]).abs().mean()
+    grey = rough = smooth = 0
+    for seed in range(60):
+        out = randomise_appearance(image, torch.Generator().manual_seed(seed))
+        assert out.shape == image.shape and out.min() >= 0 and out.max() <= 1
+        grey += bool((out[0] - out[1]).abs().mean() + (out[1] - out[2]).abs().mean() < 0.1)
+        step = (out[:, :, 1:] - out[:, :, :-1]).abs().mean() / ramp_step
+        rough += bool(step > 2)
+        smooth += bool(step < 0.7)
+    # p(grey) = 0.15, p(noise) = 0.5, p(blur) = 0.3 over 60 draws; the colour ramp
+    # itself is far from grey (its channel difference is about 0.5)
+    assert 3 <= grey <= 20 and rough >= 5 and smooth >= 2
 
 
 def test_eval_transform_only_resizes() -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import math
 from pathlib import Path
 
@@ -33,6 +32,7 @@ from dpde_cli.data.synthetic._shading import (
     _direct_light,
     _materials,
 )
+from dpde_cli.data.transforms import jpeg_round_trip
 
 # Camera model
 # --------------------------------------------------------------------------------------
@@ -53,18 +53,6 @@ def _blur(img: Tensor, sigma: float) -> Tensor:
         n = img.shape[dim]
         img = sum(wk * x.narrow(dim, i, n) for i, wk in enumerate(k))
     return img
-
-
-def _jpeg(img: Tensor, quality: int) -> Tensor:
-    """JPEG round trip (pillow) of (3, H, W) in [0, 1]; returns uint8-quantised floats."""
-    from PIL import Image
-
-    arr = (img.permute(1, 2, 0).cpu().numpy() * 255.0 + 0.5).clip(0, 255).astype(np.uint8)
-    buf = io.BytesIO()
-    Image.fromarray(arr).save(buf, format="JPEG", quality=int(quality))
-    buf.seek(0)
-    out = np.asarray(Image.open(buf).convert("RGB"), dtype=np.float32) / 255.0
-    return torch.from_numpy(out).permute(2, 0, 1).to(img.device)
 
 
 def _develop(rad: Tensor, s: SensorParams, seed: int) -> Tensor:
@@ -94,7 +82,7 @@ def _develop(rad: Tensor, s: SensorParams, seed: int) -> Tensor:
         img = img + sigma * (0.6 * noise + 0.8 * luma)
     img = img.clamp(0.0, 1.0)
     if s.jpeg_quality > 0:
-        img = _jpeg(img, s.jpeg_quality)
+        img = jpeg_round_trip(img, s.jpeg_quality)
     if s.border > 0:
         img = torch.where(_border_mask(h, w, s.border, img.device), img, s.border_value)
     return img
