@@ -22,7 +22,6 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
-import torchvision.transforms.v2.functional as TF
 
 Sample = dict
 """A dpde sample dict: image (3, H, W), depth (1, H, W), valid (1, H, W), intrinsics, name."""
@@ -200,6 +199,10 @@ def randomise_appearance(image: torch.Tensor, generator: torch.Generator) -> tor
     0.3-1.2 px); sensor noise (p 0.5, sigma 0.003-0.03); JPEG (p 0.3, quality 40-95).
     Every draw comes from ``generator``.
     """
+    # torchvision costs a second to import; the renderer and the standard pipeline, which
+    # also import this module, do not need it (as models.encoders, only where it is used).
+    import torchvision.transforms.v2.functional as TF
+
     image = color_jitter(image, generator, 0.4, 0.4, 0.5, (0.7, 1.4))
     gains = 0.85 + 0.3 * torch.rand((3, 1, 1), generator=generator)
     image = (image * gains).clamp(0.0, 1.0)
