@@ -209,6 +209,18 @@ def test_renders_on_the_test_device(device):
     assert (here["image"].cpu() - cpu["image"]).abs().mean() < 0.01
 
 
+def _inside_a_box(point: np.ndarray, boxes: np.ndarray) -> bool:
+    """Whether a world point is inside any (yawed) box of a scene."""
+    x, y, z = point
+    for bx, by, bz, hx, hy, hz, yaw in boxes:
+        u, v = x - bx, y - by
+        lu = abs(u * math.cos(yaw) + v * math.sin(yaw))
+        lv = abs(-u * math.sin(yaw) + v * math.cos(yaw))
+        if lu < hx and lv < hy and abs(z - bz) < hz:
+            return True
+    return False
+
+
 def test_close_views_look_down_at_furniture_from_nearby():
     across = SceneConfig(height=30, width=40, sensor_effects=False, shadows=False)
     close = SceneConfig(
@@ -226,13 +238,40 @@ def test_close_views_look_down_at_furniture_from_nearby():
         x, y, z = c.cam_pos
         assert 0.4 < x < w - 0.4 and 0.4 < y < d - 0.4 and z == a.cam_pos[2]
         assert c.cam_rot[2, 2] <= 1e-9  # the optical axis points level or down
-        # the camera is not inside a box (furniture parts are boxes and cylinders)
-        for bx, by, bz, hx, hy, hz, yaw in c.boxes:
-            u, v = x - bx, y - by
-            lu = abs(u * math.cos(yaw) + v * math.sin(yaw))
-            lv = abs(-u * math.sin(yaw) + v * math.cos(yaw))
-            assert not (lu < hx and lv < hy and abs(z - bz) < hz)
+        assert not _inside_a_box(c.cam_pos, c.boxes)
     assert len(moved) >= 9  # most rooms have furniture against a wall with space before it
     near = render_batch(moved, close)["depth"].flatten(1).median(1).values
     far = render_batch(moved, across)["depth"].flatten(1).median(1).values
     assert float(near.mean()) < 0.75 * float(far.mean())
+
+
+def test_clutter_adds_objects_to_the_same_room_and_nothing_else():
+    tidy = SceneConfig(height=30, width=40, sensor_effects=False, shadows=False)
+    busy = SceneConfig(height=30, width=40, sensor_effects=False, shadows=False, clutter=1.0)
+    added = []
+    for seed in range(40, 52):
+        a, c = sample_scene(seed, tidy), sample_scene(seed, busy)
+        # the tidy scene is kept whole (room, camera, lights, every primitive and material)
+        assert np.array_equal(a.room, c.room) and np.array_equal(a.cam_pos, c.cam_pos)
+        assert np.array_equal(a.lights, c.lights)
+        assert np.array_equal(c.boxes[: len(a.boxes)], a.boxes)
+        assert np.array_equal(c.cylinders[: len(a.cylinders)], a.cylinders)
+        assert len(c.materials) == len(c.boxes) + len(c.cylinders) + 12  # room + annex surfaces
+        new = c.boxes[len(a.boxes) :]
+        added.append(len(new) + len(c.cylinders) - len(a.cylinders))
+        w, d, hc = c.room
+        # new boxes stay where the tidy scene has things (the room and any annex through a
+        # doorway) and nothing goes through floor or ceiling
+        lo = np.minimum(a.boxes[:, :2].min(0), 0.0)
+        hi = np.maximum(a.boxes[:, :2].max(0), (w, d))
+        assert np.all((new[:, :2] > lo) & (new[:, :2] < hi))
+        assert np.all(new[:, 2] - new[:, 5] >= -1e-9) and np.all(new[:, 2] + new[:, 5] <= hc)
+        assert not _inside_a_box(c.cam_pos, new)
+    assert np.median(added) >= 10  # clearly busier, not a token object or two
+
+    # more, nearer surfaces: the depth has more edges than the tidy room's
+    def edges(cfg: SceneConfig) -> float:
+        depth = render_batch(list(range(40, 46)), cfg)["depth"]
+        return float((depth[..., 1:] - depth[..., :-1]).abs().gt(0.1).float().mean())
+
+    assert edges(busy) > 1.1 * edges(tidy)

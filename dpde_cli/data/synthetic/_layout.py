@@ -263,6 +263,7 @@ class _Builder:
         self.lights: list[np.ndarray] = []
         self.occupied: list[tuple[float, float, float, float]] = []  # x0, y0, x1, y1
         self.wall_spans: list[list[tuple[float, float, float, float]]] = [[], [], [], []]
+        self.supports: list[tuple] = []  # (support, x, y, yaw, where its clutter row ends)
         self.annex = np.zeros(11)
 
     def box(self, c, h, yaw, mat, casts=True) -> None:
@@ -302,7 +303,7 @@ class _Builder:
             self.cyl(x + c * cx - s * cy, y + s * cx + c * cy, r, z0, z1, mat, casts)
         self.occupied.append(_footprint(item, x, y, yaw))
         for sup in item.supports:
-            _clutter(self, sup, x, y, yaw)
+            self.supports.append((sup, x, y, yaw, _clutter(self, sup, x, y, yaw)))
 
 
 def _footprint(item: _Item, x: float, y: float, yaw: float) -> tuple[float, float, float, float]:
@@ -312,17 +313,31 @@ def _footprint(item: _Item, x: float, y: float, yaw: float) -> tuple[float, floa
     return (x - ex, y - ey, x + ex, y + ey)
 
 
-def _clutter(b: _Builder, sup: tuple, x: float, y: float, yaw: float) -> None:
-    """Small objects (books, mugs, bottles, boxes, a laptop, a plant) on a support rectangle."""
-    rng = b.rng
+def _clutter(
+    b: _Builder,
+    sup: tuple,
+    x: float,
+    y: float,
+    yaw: float,
+    rng: np.random.Generator | None = None,
+    cursor: float | None = None,
+    count: int | None = None,
+) -> float:
+    """Small objects (books, mugs, bottles, boxes, a laptop, a plant) in a row along a
+    support rectangle; returns where the row ends (local x).
+
+    ``rng`` defaults to the scene's; ``cursor`` (where the row starts) and ``count`` (how
+    many objects at most) are drawn when not given.
+    """
+    rng = b.rng if rng is None else rng
     x0, x1, y0, y1, z = sup
     c, s = math.cos(yaw), math.sin(yaw)
 
     def to_world(px: float, py: float) -> tuple[float, float]:
         return x + c * px - s * py, y + s * px + c * py
 
-    n = int(rng.integers(0, 5))
-    cursor = x0 + rng.uniform(0.0, 0.15)
+    n = int(rng.integers(0, 5)) if count is None else count
+    cursor = x0 + rng.uniform(0.0, 0.15) if cursor is None else cursor
     for _ in range(n):
         kind = rng.choice(
             ["books", "mug", "bottle", "box", "laptop", "plant", "lamp"],
@@ -403,6 +418,7 @@ def _clutter(b: _Builder, sup: tuple, x: float, y: float, yaw: float) -> None:
             b.cyl(wx, wy, 0.012, z + 0.02, z + 0.3, _metal(rng))
             b.cyl(wx, wy, 0.1, z + 0.28, z + 0.45, _fabric(rng, (0.9, 0.86, 0.75)))
         cursor += size + rng.uniform(0.03, 0.3)
+    return cursor
 
 
 # ---- furniture templates: each returns an _Item ----
@@ -1052,6 +1068,163 @@ def _floor_clutter(b: _Builder) -> None:
             b.place(item, x, y, yaw)
 
 
+_CARTON = (0.62, 0.48, 0.32)
+_TUBS = [_CARTON, _CARTON, (0.25, 0.4, 0.75), (0.85, 0.85, 0.85), (0.75, 0.8, 0.85), (0.2,) * 3]
+
+
+def _box_pile(rng: np.random.Generator) -> _Item:
+    """A pile of cartons and plastic tubs: one to three columns of one to four boxes, each
+    box a little off-centre and turned on the one below."""
+    item = _Item(0.0, 0.0, 0.0)
+    x = 0.0
+    top = 0.0
+    for _ in range(int(rng.integers(1, 4))):
+        hx, hy = rng.uniform(0.12, 0.32), rng.uniform(0.12, 0.28)
+        cx, z = x + hx, 0.0
+        x += 2 * hx + rng.uniform(0.0, 0.1)
+        for _ in range(int(rng.integers(1, 5))):
+            hz = rng.uniform(0.08, 0.22)
+            dx, dy = rng.normal(0, 0.03, 2)
+            col = _jitter(rng, _pick(rng, _TUBS), 0.08)
+            box = (cx + dx - hx, cx + dx + hx, dy - hy, dy + hy, z, z + 2 * hz)
+            item.block(*box, _plastic(rng, col, 0.1), rng.normal(0, 0.12))
+            z += 2 * hz
+            hx, hy = hx * rng.uniform(0.75, 1.05), hy * rng.uniform(0.75, 1.05)
+        top = max(top, z)
+    for k, part in enumerate(item.boxes):  # centre the pile on its footprint
+        item.boxes[k] = (part[0] - x / 2, *part[1:])
+    item.w, item.h = x + 0.1, top
+    item.d = 2 * max(abs(part[1]) + part[4] for part in item.boxes) + 0.1
+    return item
+
+
+def _rack(rng: np.random.Generator) -> _Item:
+    """Open metal (or wooden) storage shelving, every shelf loaded with boxes, tubs, bags and
+    bottles of different sizes: the deep, broken-up surface of a basement or store room."""
+    w, d, h = rng.uniform(0.8, 1.8), rng.uniform(0.35, 0.6), rng.uniform(1.4, 2.1)
+    item = _Item(w, d, h)
+    frame = _metal(rng, _pick(rng, [(0.7,) * 3, (0.2,) * 3, (0.55, 0.57, 0.6)]))
+    board = frame if rng.random() < 0.6 else _wood(rng)
+    t = 0.025
+    for sx in (-1, 1):
+        for sy in (-1, 1):
+            px, py = sx * (w / 2 - t / 2), sy * (d / 2 - t / 2)
+            item.block(px - t / 2, px + t / 2, py - t / 2, py + t / 2, 0.0, h, frame)
+    levels = int(rng.integers(3, 6))
+    gap = h / levels
+    for k in range(levels):
+        z = 0.08 + k * gap
+        item.block(-w / 2, w / 2, -d / 2, d / 2, z, z + 0.02, board)
+        cursor = -w / 2 + t + rng.uniform(0.0, 0.1)
+        while True:
+            bw = rng.uniform(0.12, 0.5)
+            if cursor + bw > w / 2 - t or rng.random() < 0.12:
+                break
+            bh = min(gap - 0.06, rng.uniform(0.08, 0.45))
+            bd = rng.uniform(0.5, 0.95) * (d - 0.04)
+            y0 = -d / 2 + 0.02 + rng.uniform(0.0, d - 0.04 - bd)
+            col = _jitter(rng, _pick(rng, _TUBS + _PLASTICS), 0.08)
+            item.block(
+                cursor, cursor + bw, y0, y0 + bd, z + 0.02, z + 0.02 + bh, _plastic(rng, col)
+            )
+            cursor += bw + rng.uniform(0.0, 0.12)
+    return item
+
+
+def _partition(rng: np.random.Generator) -> _Item:
+    """A free-standing screen or cubicle panel (straight or L-shaped): a depth edge in the
+    middle of the room with the room visible above and beside it."""
+    w, h, t = rng.uniform(0.8, 2.4), rng.uniform(1.1, 1.9), rng.uniform(0.04, 0.08)
+    col = _pick(rng, [(0.55, 0.56, 0.58), (0.35, 0.4, 0.5), (0.75, 0.72, 0.66), (0.45, 0.3, 0.2)])
+    panel = _fabric(rng, col) if rng.random() < 0.7 else _plastic(rng, (0.9, 0.9, 0.88), 0.1)
+    item = _Item(w, t, h)
+    item.block(-w / 2, w / 2, -t / 2, t / 2, 0.0, h, panel)
+    if rng.random() < 0.4:  # an L: a second panel at one end
+        r = rng.uniform(0.6, 1.5)
+        end = w / 2 * float(rng.choice([-1.0, 1.0]))
+        item.block(end - t / 2, end + t / 2, t / 2, t / 2 + r, 0.0, h, panel)
+        item.d = 2 * (r + t)
+    return item
+
+
+def _ceiling_runs(b: _Builder, rng: np.random.Generator) -> None:
+    """Ducts and pipes along the ceiling, a vertical pipe or two down to the floor."""
+    W, D, hc = b.room
+    metal = _metal(rng, _pick(rng, [(0.7,) * 3, (0.55, 0.57, 0.6), (0.9, 0.9, 0.88)]))
+    for _ in range(int(rng.integers(1, 5))):
+        along_x = rng.random() < 0.5
+        span = W if along_x else D
+        at = rng.uniform(0.2, (D if along_x else W) - 0.2)
+        half = rng.uniform(0.1, 0.3) if rng.random() < 0.4 else rng.uniform(0.015, 0.05)
+        z = hc - rng.uniform(0.02, 0.4) - half
+        c = (span / 2, at, z) if along_x else (at, span / 2, z)
+        h = (span / 2, half, half * rng.uniform(0.6, 1.0))
+        b.box(c, h if along_x else (h[1], h[0], h[2]), 0.0, metal, False)
+    for _ in range(int(rng.integers(0, 3))):
+        x = float(rng.choice([rng.uniform(0.05, 0.2), W - rng.uniform(0.05, 0.2)]))
+        y = rng.uniform(0.2, D - 0.2)
+        b.cyl(x, y, rng.uniform(0.02, 0.06), 0.0, hc, metal, False)
+
+
+def _hung_on_walls(b: _Builder, rng: np.random.Generator) -> None:
+    """Coats, bags and towels hung on walls: soft lumps standing off the wall."""
+    for _ in range(int(rng.integers(1, 4))):
+        wall = int(rng.integers(4))
+        length = _wall_frame(b.room, wall)[3]
+        w = rng.uniform(0.25, 0.55)
+        if length < w + 0.4:
+            continue
+        s0 = rng.uniform(0.2, length - w - 0.2)
+        z1 = rng.uniform(1.5, 1.9)
+        z0 = z1 - rng.uniform(0.3, 0.9)
+        if any(
+            s0 < e1 and e0 < s0 + w and z0 < t1 and t0 < z1 for e0, e1, t0, t1 in b.wall_spans[wall]
+        ):
+            continue
+        _wall_box(b, wall, s0, s0 + w, z0, z1, rng.uniform(0.08, 0.25), _fabric(rng))
+        b.box_casts[-1] = True
+        b.wall_spans[wall].append((s0, s0 + w, z0, z1))
+
+
+def _more_clutter(b: _Builder, rng: np.random.Generator, level: float, kind: str) -> None:
+    """What real rooms have and tidy renders lack (``SceneConfig.clutter``): fuller tables
+    and shelves, piles of boxes, loaded racks, partitions, ceiling ducts and pipes, things
+    hung on walls. ``level`` scales how much; the draws come from their own generator, so
+    the rest of the scene is the one drawn without clutter."""
+    W, D, _ = b.room
+    busy = 2.0 if kind in ("basement", "office") else 1.0
+    for sup, x, y, yaw, end in list(b.supports):  # fill rows on tables, desks and shelves
+        if rng.random() < min(1.0, level):
+            count = int(rng.integers(1, 2 + round(6 * level)))
+            _clutter(b, sup, x, y, yaw, rng, end + rng.uniform(0.03, 0.15), count)
+    makers = [(_rack, 1.2 * busy), (_box_pile, 3.0 * busy), (_partition, 0.6 * busy)]
+    for make, mean in makers:
+        for _ in range(int(rng.poisson(mean * level))):
+            item = make(rng)
+            for _ in range(12):
+                on_wall = make is not _partition and rng.random() < 0.7
+                if on_wall:
+                    spot = _wall_spot(b, item, rng)
+                    if spot is None:
+                        continue
+                    x, y, yaw, wall, s = spot
+                else:
+                    x, y = rng.uniform(0.3, W - 0.3), rng.uniform(0.3, D - 0.3)
+                    yaw = round(rng.uniform(-math.pi, math.pi) / (math.pi / 2)) * (math.pi / 2)
+                    yaw += rng.normal(0, 0.1)
+                margin = 0.6 if make is _partition else 0.02  # not a wall before the lens
+                if not b.free(_footprint(item, x, y, yaw), margin):
+                    continue
+                b.place(item, x, y, yaw)
+                if on_wall:
+                    b.wall_spans[wall].append((s - item.w / 2, s + item.w / 2, 0.0, item.h))
+                break
+    if rng.random() < min(1.0, {"basement": 0.9, "office": 0.3}.get(kind, 0.12) * level):
+        _ceiling_runs(b, rng)
+    if rng.random() < min(1.0, 0.5 * level):
+        _hung_on_walls(b, rng)
+
+
 def _decorate_walls(b: _Builder, kind: str, walls: list[np.ndarray]) -> None:
     """Door(s) or an opening into an annex, windows (with curtains, radiators),
     baseboards; records the wall spans they block."""
@@ -1242,6 +1415,26 @@ def _ceiling_lights(b: _Builder, drop: float = 0.0) -> None:
         )
 
 
+def _wall_spot(
+    b: _Builder, item: _Item, rng: np.random.Generator, wall: int | None = None
+) -> tuple[float, float, float, int, float] | None:
+    """One try at a spot for an item with its back to a wall (a random wall unless given):
+    (x, y, yaw, wall, s) with s the distance along the wall, or None where the wall is too
+    short or something already stands there. Floor space is the caller's to check."""
+    wall = int(rng.integers(4)) if wall is None else wall
+    length = _wall_frame(b.room, wall)[3]
+    if length < item.w + 0.1:
+        return None
+    s = rng.uniform(item.w / 2 + 0.02, length - item.w / 2 - 0.02)
+    if any(
+        s - item.w / 2 < e1 and e0 < s + item.w / 2 and t0 < item.h
+        for e0, e1, t0, _ in b.wall_spans[wall]
+    ):
+        return None
+    x, y, yaw = _wall_point(b.room, wall, s, item.d / 2 + rng.uniform(0.0, 0.04))
+    return x, y, yaw, wall, s
+
+
 def _place_furniture(
     b: _Builder, kind: str, style: dict
 ) -> list[tuple[_Item, float, float, float]]:
@@ -1275,17 +1468,10 @@ def _place_furniture(
             item = _TEMPLATES[name](rng, style)
         for _ in range(12):
             if against_wall:
-                wall = int(rng.integers(4)) if name != "counter" else wall
-                length = _wall_frame(room, wall)[3]
-                if length < item.w + 0.1:
+                spot = _wall_spot(b, item, rng, wall if name == "counter" else None)
+                if spot is None:
                     continue
-                s = rng.uniform(item.w / 2 + 0.02, length - item.w / 2 - 0.02)
-                if any(
-                    s - item.w / 2 < e1 and e0 < s + item.w / 2 and t0 < item.h
-                    for e0, e1, t0, _ in b.wall_spans[wall]
-                ):
-                    continue
-                x, y, yaw = _wall_point(room, wall, s, item.d / 2 + rng.uniform(0.0, 0.04))
+                x, y, yaw, wall, s = spot
             else:
                 x, y = rng.uniform(0.3, W - 0.3), rng.uniform(0.3, D - 0.3)
                 yaw = rng.uniform(-math.pi, math.pi)
@@ -1536,6 +1722,8 @@ def sample_scene(seed: int, config: SceneConfig | None = None) -> Scene:
     if cfg.decorations:
         _pictures(b, kind)
         _wall_fittings(b)
+    if cfg.furniture and cfg.clutter > 0:
+        _more_clutter(b, np.random.default_rng([int(seed), 0xC1477E5]), cfg.clutter, kind)
     lights = np.stack(b.lights)
     mean_power = float(np.mean(lights[:, 3:6].sum(1) / 3))
     ambient = mean_power / room[2] ** 2 * rng.uniform(0.05, 0.22)

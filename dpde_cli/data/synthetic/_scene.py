@@ -39,6 +39,10 @@ class SceneConfig:
         close_view_prob: probability of moving the camera to 0.7-2.2 m in front of a piece
             of furniture against a wall (desk, shelf, cabinet, sofa...) and aiming it down at
             it, instead of the across-the-room view; 0 keeps every seed's scene as before.
+        clutter: how much more clutter than a tidy room (0 keeps every seed's scene as
+            before; 1 is about a lived-in basement or office): fuller tables and shelves,
+            piles of boxes, loaded storage racks, partitions, ceiling ducts and pipes, coats
+            and bags on the walls. Basements and offices get twice as much.
         furniture: place furniture, clutter and rugs.
         decorations: doors, windows, pictures, baseboards on the walls.
         shadows: trace shadow rays (soft shadows).
@@ -63,6 +67,7 @@ class SceneConfig:
     pitch_deg_range: tuple[float, float] = (0.0, 20.0)
     roll_deg_range: tuple[float, float] = (-3.0, 3.0)
     close_view_prob: float = 0.0
+    clutter: float = 0.0
     furniture: bool = True
     decorations: bool = True
     shadows: bool = True
