@@ -1099,8 +1099,8 @@ def _box_pile(rng: np.random.Generator) -> _Item:
 
 
 def _rack(rng: np.random.Generator) -> _Item:
-    """Open metal (or wooden) storage shelving, every shelf loaded with boxes, tubs, bags and
-    bottles of different sizes: the deep, broken-up surface of a basement or store room."""
+    """Open metal storage shelving (boards metal or wood), its shelves loaded with boxes and
+    tubs of different sizes: the deep, broken-up surface of a basement or store room."""
     w, d, h = rng.uniform(0.8, 1.8), rng.uniform(0.35, 0.6), rng.uniform(1.4, 2.1)
     item = _Item(w, d, h)
     frame = _metal(rng, _pick(rng, [(0.7,) * 3, (0.2,) * 3, (0.55, 0.57, 0.6)]))
