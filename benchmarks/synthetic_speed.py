@@ -2,11 +2,14 @@
 
 Scenes/s for 240x320 images with all effects on (shadows, ambient occlusion, sensor model
 with JPEG), on the CPU (``render_scene`` one scene at a time, as a DataLoader worker would)
-and on CUDA when present (``render_batch``). Each scene is a new seed, so the figure is an
+and on CUDA when present (``render_batch``), for tidy rooms (``clutter=0``, the default)
+and cluttered ones (``clutter=1``: more primitives per scene), with the cluttered rate as a
+ratio of the tidy one in the same run. Each scene is a new seed, so the figure is an
 average over layouts. Prints the figures with the machine and the date as a Markdown
 section for benchmarks/RESULTS.md.
 
     python benchmarks/synthetic_speed.py [--scenes 40] [--batch 16] [--threads 1 2]
+        [--clutter 0 1]
 """
 
 from __future__ import annotations
@@ -65,27 +68,35 @@ def main() -> None:
     parser.add_argument("--threads", type=int, nargs="+", default=[1, os.cpu_count() or 1])
     parser.add_argument("--height", type=int, default=240)
     parser.add_argument("--width", type=int, default=320)
+    parser.add_argument("--clutter", type=float, nargs="+", default=[0.0, 1.0])
     parser.add_argument("--no-write", action="store_true", help="do not write the results file")
     args = parser.parse_args()
 
-    cfg = SceneConfig(height=args.height, width=args.width)
     machine = f"{_cpu_name()}, {os.cpu_count()} logical CPUs"
     if torch.cuda.is_available():
         machine += f"; {torch.cuda.get_device_name(0)}"
     header = f"{date.today().isoformat()}, {machine}, torch {torch.__version__}"
     print(header)
     print(f"load average before: {os.getloadavg()[0]:.2f}")
-    rows = []
-    for threads in sorted(set(args.threads)):
-        rate, cpu = bench_cpu(cfg, args.scenes, threads)
-        rows.append((f"CPU, {threads} thread(s), render_scene", rate, f"{cpu * 1000:.0f}"))
-        print(
-            f"{rows[-1][0]}: {rate:.2f} scenes/s ({1000 / rate:.0f} ms/scene, {rows[-1][2]} ms CPU)"
-        )
+    rows = []  # (setting, clutter, scenes/s, CPU ms, ratio to the first clutter level)
+    settings = [(f"CPU, {t} thread(s), render_scene", t) for t in sorted(set(args.threads))]
     if torch.cuda.is_available():
-        rate = bench_cuda(cfg, max(args.scenes, 4 * args.batch), args.batch)
-        rows.append((f"CUDA, render_batch of {args.batch}", rate, "-"))
-        print(f"{rows[-1][0]}: {rate:.1f} scenes/s ({1000 / rate:.1f} ms/scene)")
+        settings.append((f"CUDA, render_batch of {args.batch}", None))
+    for setting, threads in settings:
+        base = None
+        for level in args.clutter:
+            cfg = SceneConfig(height=args.height, width=args.width, clutter=level)
+            if threads is None:
+                rate, cpu = bench_cuda(cfg, max(args.scenes, 4 * args.batch), args.batch), "-"
+            else:
+                rate, cpu_s = bench_cpu(cfg, args.scenes, threads)
+                cpu = f"{cpu_s * 1000:.0f}"
+            base = base or rate
+            rows.append((setting, level, rate, cpu, rate / base))
+            print(
+                f"{setting}, clutter {level:g}: {rate:.2f} scenes/s ({1000 / rate:.1f} ms/scene,"
+                f" {cpu} ms CPU; x{rate / base:.2f} of clutter {args.clutter[0]:g})"
+            )
     load = os.getloadavg()[0]
     print(f"load average after: {load:.2f}")
     if args.no_write:
@@ -100,9 +111,13 @@ def main() -> None:
         f"Measured {header}; 1-minute load average {load:.2f} at the end (other work on the",
         "machine lowers the wall-clock figures; CPU ms/scene is the process's own CPU time).",
         "",
-        "| setting | scenes/s | ms/scene (wall) | ms/scene (CPU) |",
-        "|---|---:|---:|---:|",
-        *(f"| {name} | {rate:.2f} | {1000 / rate:.1f} | {cpu} |" for name, rate, cpu in rows),
+        f"| setting | clutter | scenes/s | ms/scene (wall) | ms/scene (CPU) "
+        f"| rate x clutter {args.clutter[0]:g} |",
+        "|---|---:|---:|---:|---:|---:|",
+        *(
+            f"| {name} | {level:g} | {rate:.2f} | {1000 / rate:.1f} | {cpu} | {ratio:.2f} |"
+            for name, level, rate, cpu, ratio in rows
+        ),
         "",
     ]
     print("\n".join(lines))
