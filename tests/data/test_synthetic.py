@@ -275,3 +275,14 @@ def test_clutter_adds_objects_to_the_same_room_and_nothing_else():
         return float((depth[..., 1:] - depth[..., :-1]).abs().gt(0.1).float().mean())
 
     assert edges(busy) > 1.1 * edges(tidy)
+
+
+def test_narrow_long_rooms_are_drawn_without_error():
+    # corridors: narrower than the rug, the furniture and the camera margins assume
+    corridor = SceneConfig(
+        room_width_range=(1.4, 1.8), room_depth_range=(8.0, 14.0), clutter=1.0, close_view_prob=0.3
+    )
+    for seed in range(40):
+        scene = sample_scene(seed, corridor)
+        w, d, hc = scene.room
+        assert 0 < scene.cam_pos[0] < w and 0 < scene.cam_pos[1] < d and 0 < scene.cam_pos[2] < hc

@@ -1489,7 +1489,7 @@ def _place_furniture(
                     b, item, x, y, yaw, style, office=kind == "office", desk=name == "desk"
                 )
             break
-    if rng.random() < 0.35:  # a rug
+    if rng.random() < 0.35 and W > 1.9 and D > 1.5:  # a rug, where one fits
         rw, rd = rng.uniform(1.2, min(3.0, W - 0.6)), rng.uniform(0.8, min(2.2, D - 0.6))
         if rw > 0.8 and rd > 0.6:
             x, y = (
