@@ -292,6 +292,13 @@ class _Builder:
                 return False
         return True
 
+    def wall_free(self, wall: int, s0: float, s1: float, z0: float, z1: float) -> bool:
+        """Whether the span [s0, s1] x [z0, z1] of a wall (along it, height) is clear of the
+        doors, windows, furniture and pictures recorded on it."""
+        return not any(
+            s0 < e1 and e0 < s1 and z0 < t1 and t0 < z1 for e0, e1, t0, t1 in self.wall_spans[wall]
+        )
+
     def place(self, item: _Item, x: float, y: float, yaw: float, casts=True) -> None:
         """Add an item's parts at (x, y) with a yaw, and record its footprint."""
         c, s = math.cos(yaw), math.sin(yaw)
@@ -902,10 +909,12 @@ def _wall_box(
     z1: float,
     depth: float,
     mat: np.ndarray,
+    casts: bool = False,
 ) -> None:
-    """A thin box on a wall (door, window, picture, baseboard) protruding ``depth``."""
+    """A box on a wall (door, window, picture, baseboard, shelf) protruding ``depth``; flat
+    ones cast no shadow unless ``casts``."""
     x, y, yaw = _wall_point(b.room, wall, (s0 + s1) / 2, depth / 2)
-    b.box((x, y, (z0 + z1) / 2), ((s1 - s0) / 2, depth / 2, (z1 - z0) / 2), yaw, mat, False)
+    b.box((x, y, (z0 + z1) / 2), ((s1 - s0) / 2, depth / 2, (z1 - z0) / 2), yaw, mat, casts)
 
 
 def _doorway(
@@ -1177,12 +1186,9 @@ def _hung_on_walls(b: _Builder, rng: np.random.Generator) -> None:
         s0 = rng.uniform(0.2, length - w - 0.2)
         z1 = rng.uniform(1.5, 1.9)
         z0 = z1 - rng.uniform(0.3, 0.9)
-        if any(
-            s0 < e1 and e0 < s0 + w and z0 < t1 and t0 < z1 for e0, e1, t0, t1 in b.wall_spans[wall]
-        ):
+        if not b.wall_free(wall, s0, s0 + w, z0, z1):
             continue
-        _wall_box(b, wall, s0, s0 + w, z0, z1, rng.uniform(0.08, 0.25), _fabric(rng))
-        b.box_casts[-1] = True
+        _wall_box(b, wall, s0, s0 + w, z0, z1, rng.uniform(0.08, 0.25), _fabric(rng), True)
         b.wall_spans[wall].append((s0, s0 + w, z0, z1))
 
 
@@ -1311,15 +1317,12 @@ def _pictures(b: _Builder, kind: str) -> None:
         s0 = rng.uniform(0.2, length - w - 0.2)
         zc = rng.uniform(1.35, 1.7)
         z0, z1 = zc - h / 2, min(zc + h / 2, room[2] - 0.2)
-        if any(
-            s0 < e1 and e0 < s0 + w and z0 < t1 and t0 < z1 for e0, e1, t0, t1 in b.wall_spans[wall]
-        ):
+        if not b.wall_free(wall, s0, s0 + w, z0, z1):
             continue
         if not whiteboard and rng.random() < 0.25:  # a wall shelf with books instead
             board = _wood(rng) if rng.random() < 0.6 else _plastic(rng, (0.92,) * 3, 0.1)
             depth = rng.uniform(0.18, 0.28)
-            _wall_box(b, wall, s0, s0 + w, zc - 0.02, zc, depth, board)
-            b.boxes[-1], b.box_casts[-1] = b.boxes[-1], True
+            _wall_box(b, wall, s0, s0 + w, zc - 0.02, zc, depth, board, True)
             fill = rng.uniform(0.3, 0.9) * w
             x, y, yaw = _wall_point(room, wall, s0 + rng.uniform(0, w - fill) + fill / 2, depth / 2)
             hz = rng.uniform(0.1, 0.14)
@@ -1363,10 +1366,7 @@ def _wall_fittings(b: _Builder) -> None:
             "vent": (rng.uniform(0.25, 0.5), rng.uniform(0.12, 0.25), room[2] - 0.3),
         }[kind]
         s0 = rng.uniform(0.1, length - w - 0.1)
-        if any(
-            s0 < e1 and e0 < s0 + w and z < t1 and t0 < z + h
-            for e0, e1, t0, t1 in b.wall_spans[wall]
-        ):
+        if not b.wall_free(wall, s0, s0 + w, z, z + h):
             continue
         mat = plate if kind != "vent" else _cabinet(rng, 1, 6, (0.85, 0.85, 0.84), woody=False)
         _wall_box(b, wall, s0, s0 + w, z, z + h, 0.01, mat)
@@ -1426,10 +1426,7 @@ def _wall_spot(
     if length < item.w + 0.1:
         return None
     s = rng.uniform(item.w / 2 + 0.02, length - item.w / 2 - 0.02)
-    if any(
-        s - item.w / 2 < e1 and e0 < s + item.w / 2 and t0 < item.h
-        for e0, e1, t0, _ in b.wall_spans[wall]
-    ):
+    if not b.wall_free(wall, s - item.w / 2, s + item.w / 2, 0.0, item.h):
         return None
     x, y, yaw = _wall_point(b.room, wall, s, item.d / 2 + rng.uniform(0.0, 0.04))
     return x, y, yaw, wall, s
