@@ -1,0 +1,49 @@
+"""The CLI's option enums offer exactly the choices the library accepts.
+
+The enums are written out in dpde_cli/cli so that `dpde --help` does not import torch; these
+tests keep them from drifting apart from the library's own lists.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+import pytest
+
+from dpde_cli import metrics, pointcloud, train
+from dpde_cli.cli import eval as eval_cli
+from dpde_cli.cli import pointcloud as pointcloud_cli
+from dpde_cli.cli import train as train_cli
+from dpde_cli.data import DATASETS, nyuv2
+from dpde_cli.data.transforms import APPEARANCES
+
+
+def _values(enum: type[Enum]) -> set[str]:
+    return {member.value for member in enum}
+
+
+@pytest.mark.parametrize(
+    ("enum", "accepted"),
+    [
+        (train_cli.Stage, train.STAGE_CHOICES),
+        (train_cli.Schedule, train.SCHEDULES),
+        (train_cli.Optimizer, train.OPTIMIZERS),
+        (train_cli.Appearance, APPEARANCES),
+        (eval_cli.Dataset, tuple(DATASETS)),
+        (eval_cli.Crop, metrics._CHOICES["crop"]),
+        (eval_cli.Averaging, metrics._CHOICES["averaging"]),
+        (eval_cli.Alignment, metrics._CHOICES["alignment"]),
+        (eval_cli.GroundTruth, tuple(nyuv2._GT_KEYS)),
+        (pointcloud_cli.Frame, pointcloud.FRAMES),
+        (pointcloud_cli.CloudFormat, tuple(e[1:] for e in pointcloud.POINT_CLOUD_EXTENSIONS)),
+    ],
+    ids=lambda value: value.__name__ if isinstance(value, type) else None,
+)
+def test_cli_enum_matches_the_library(enum: type[Enum], accepted: tuple[str, ...]) -> None:
+    assert _values(enum) == set(accepted)
+
+
+def test_every_trainable_dataset_is_one_the_library_builds() -> None:
+    # Middlebury is offered for evaluation only.
+    assert _values(train_cli.Dataset) <= set(DATASETS)
+    assert _values(train_cli.Dataset) - {"synthetic"} <= set(train.TRAIN_SPLITS)
