@@ -13,6 +13,7 @@ from dpde_cli.data.synthetic import (
     SceneConfig,
     SyntheticScenes,
     _raycast,
+    export_folder,
     render_batch,
     render_example,
     render_scene,
@@ -286,3 +287,36 @@ def test_narrow_long_rooms_are_drawn_without_error():
         scene = sample_scene(seed, corridor)
         w, d, hc = scene.room
         assert 0 < scene.cam_pos[0] < w and 0 < scene.cam_pos[1] < d and 0 < scene.cam_pos[2] < hc
+
+
+def test_export_folder_writes_a_folder_dataset_resumes_and_batches(tmp_path):
+    import json
+
+    from PIL import Image
+
+    from dpde_cli.data import build_dataset
+
+    cfg = SceneConfig(height=48, width=64)
+    one = export_folder(tmp_path / "one", 3, cfg, seed=30)
+    names = [f"synthetic-{i:08d}" for i in (30, 31, 32)]
+    assert sorted(json.loads((one / "intrinsics.json").read_text())) == names
+    depth = np.asarray(Image.open(one / "depth" / f"{names[1]}.png"))
+    metres = render_scene(31, cfg)["depth"][0].numpy()
+    assert depth.dtype == np.uint16 and np.abs(depth / 1000.0 - metres).max() <= 0.0006
+    assert len(build_dataset("folder", one, "all")) == 3
+
+    # A second call keeps what is on disk and renders only the missing scene.
+    (one / "rgb" / f"{names[2]}.png").unlink()
+    stamp = (one / "rgb" / f"{names[0]}.png").stat().st_mtime_ns
+    export_folder(one, 3, cfg, seed=30)
+    assert (one / "rgb" / f"{names[2]}.png").is_file()
+    assert (one / "rgb" / f"{names[0]}.png").stat().st_mtime_ns == stamp
+
+    batched = export_folder(tmp_path / "batched", 3, cfg, seed=30, batch_size=2)
+    for name in names:
+        for sub in ("rgb", "depth"):
+            a = np.asarray(Image.open(one / sub / f"{name}.png")).astype(int)
+            b = np.asarray(Image.open(batched / sub / f"{name}.png")).astype(int)
+            assert np.abs(a - b).max() <= 1 and np.mean(a != b) < 0.01
+    with pytest.raises(ValueError, match="batch_size"):
+        export_folder(tmp_path / "bad", 1, cfg, batch_size=0)

@@ -292,6 +292,7 @@ def export_folder(
     config: SceneConfig | None = None,
     seed: int = 0,
     device: str | torch.device = "cpu",
+    batch_size: int = 1,
 ) -> Path:
     """Render scenes seed .. seed+count-1 into the `folder` dataset layout.
 
@@ -300,6 +301,15 @@ def export_folder(
     evaluates like any RGB-D capture (``--dataset folder``). Scenes already on disk are
     kept, so an interrupted export resumes where it stopped.
 
+    Args:
+        root: output folder (created).
+        count: number of scenes.
+        config: see :class:`SceneConfig`.
+        seed: seed of the first scene.
+        device: torch device to render on.
+        batch_size: scenes ray cast together by :func:`render_batch` (meant for a GPU);
+            the files match those of ``batch_size=1`` up to floating-point rounding.
+
     Returns:
         ``root``.
     """
@@ -307,16 +317,25 @@ def export_folder(
 
     from dpde_cli.io import write_text
 
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, not {batch_size}")
     root = Path(root)
     cfg = config or SceneConfig()
     intrinsics_path = root / "intrinsics.json"
     intrinsics = json.loads(intrinsics_path.read_text()) if intrinsics_path.is_file() else {}
-    for index in range(seed, seed + count):
+
+    def done(index: int) -> bool:
         name = f"synthetic-{index:08d}"
-        rgb_path, depth_path = root / "rgb" / f"{name}.png", root / "depth" / f"{name}.png"
-        if not (rgb_path.is_file() and depth_path.is_file() and name in intrinsics):
-            sample = render_scene(index, cfg, device)
-            write_sample(sample, rgb_path, depth_path)
+        return name in intrinsics and all(
+            (root / sub / f"{name}.png").is_file() for sub in ("rgb", "depth")
+        )
+
+    todo = [index for index in range(seed, seed + count) if not done(index)]
+    for start in range(0, len(todo), batch_size):
+        batch = render_batch(todo[start : start + batch_size], cfg, device)
+        for i, name in enumerate(batch["name"]):
+            sample = {key: value[i] for key, value in batch.items()}
+            write_sample(sample, root / "rgb" / f"{name}.png", root / "depth" / f"{name}.png")
             intrinsics[name] = [round(float(v), 4) for v in sample["intrinsics"]]
             if len(intrinsics) % 50 == 0:  # an interrupted export keeps most entries
                 write_text(intrinsics_path, json.dumps(intrinsics))
