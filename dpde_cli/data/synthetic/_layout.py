@@ -1156,6 +1156,76 @@ def _partition(rng: np.random.Generator) -> _Item:
     return item
 
 
+def _workstation(rng: np.random.Generator) -> _Item:
+    """An open-plan office desk: a cubicle panel along its back (often another at one side,
+    sometimes a shelf on the panel), a monitor, an office chair pulled up in front. The
+    desk's top is a support for a row of things."""
+    style = {"wood": _wood(rng)}
+    desk = _table(rng, style, desk=True)
+    w, d = desk.w, desk.d
+    t, h = rng.uniform(0.04, 0.07), rng.uniform(1.1, 1.7)
+    col = _pick(rng, [(0.55, 0.56, 0.58), (0.35, 0.4, 0.5), (0.75, 0.72, 0.66), (0.3, 0.3, 0.32)])
+    panel = _fabric(rng, col) if rng.random() < 0.8 else _plastic(rng, (0.9, 0.9, 0.88), 0.1)
+    item = _Item(0.0, 0.0, h)
+    item.boxes, item.cyls, item.supports = list(desk.boxes), list(desk.cyls), list(desk.supports)
+    x0, x1 = -w / 2, w / 2
+    item.block(x0, x1, -d / 2 - t, -d / 2, 0.0, h, panel)
+    if rng.random() < 0.7:  # a side panel, at either end, as deep as the desk or deeper
+        side = float(rng.choice([-1.0, 1.0]))
+        px = side * (w / 2 + t / 2)
+        item.block(px - t / 2, px + t / 2, -d / 2 - t, d / 2 + rng.uniform(0.0, 0.4), 0.0, h, panel)
+        x0, x1 = min(x0, px - t / 2), max(x1, px + t / 2)
+    if rng.random() < 0.35:  # an overhead shelf on the back panel
+        sz = rng.uniform(1.15, max(1.2, h - 0.05))
+        item.block(-w / 2, w / 2, -d / 2, -d / 2 + 0.3, sz, sz + 0.3, _cabinet(rng, 2, 1))
+    chair = _chair(rng, style, office=True)  # turned to face the desk (local -y)
+    cy = d / 2 + rng.uniform(0.05, 0.35)
+    cx = rng.uniform(-0.2, 0.2) * w
+    for bx, by, bz, hx, hy, hz, byaw, mat in chair.boxes:
+        item.boxes.append((cx - bx, cy - by, bz, hx, hy, hz, byaw + math.pi, mat))
+    for px, py, r, z0, z1, mat in chair.cyls:
+        item.cyls.append((cx - px, cy - py, r, z0, z1, mat))
+    y0, y1 = -d / 2 - t, max(d / 2, cy + chair.d / 2)
+    mid_x, mid_y = (x0 + x1) / 2, (y0 + y1) / 2  # centre the parts on the footprint
+    item.boxes = [(bx - mid_x, by - mid_y, *rest) for bx, by, *rest in item.boxes]
+    item.cyls = [(px - mid_x, py - mid_y, *rest) for px, py, *rest in item.cyls]
+    item.supports = [
+        (a - mid_x, b_ - mid_x, c - mid_y, e - mid_y, z) for a, b_, c, e, z in item.supports
+    ]
+    item.w, item.d = x1 - x0, y1 - y0
+    return item
+
+
+def _workstations(b: _Builder, rng: np.random.Generator, mean: float, camera: np.ndarray) -> None:
+    """About ``mean`` workstations (:func:`_workstation`), half with the panel against a wall,
+    half free-standing across the room, none within 1 m of the camera; desks filled."""
+    W, D, _ = b.room
+    cam_x, cam_y = float(camera[0]), float(camera[1])
+    for _ in range(int(rng.poisson(mean))):
+        item = _workstation(rng)
+        supports, item.supports = item.supports, []  # filled below from this generator
+        for _ in range(12):
+            on_wall = rng.random() < 0.5
+            if on_wall:
+                spot = _wall_spot(b, item, rng)
+                if spot is None:
+                    continue
+                x, y, yaw, wall, s = spot
+            else:
+                x, y = rng.uniform(0.3, W - 0.3), rng.uniform(0.3, D - 0.3)
+                yaw = round(rng.uniform(-math.pi, math.pi) / (math.pi / 2)) * (math.pi / 2)
+                yaw += rng.normal(0, 0.05)
+            x0, y0, x1, y1 = rect = _footprint(item, x, y, yaw)
+            if (x0 - 1 < cam_x < x1 + 1 and y0 - 1 < cam_y < y1 + 1) or not b.free(rect, 0.1):
+                continue
+            b.place(item, x, y, yaw)
+            for sup in supports:
+                b.supports.append((sup, x, y, yaw, _clutter(b, sup, x, y, yaw, rng)))
+            if on_wall:
+                b.wall_spans[wall].append((s - item.w / 2, s + item.w / 2, 0.0, item.h))
+            break
+
+
 def _ceiling_runs(b: _Builder, rng: np.random.Generator) -> None:
     """Ducts and pipes along the ceiling, a vertical pipe or two down to the floor."""
     W, D, hc = b.room
@@ -1708,6 +1778,8 @@ def sample_scene(seed: int, config: SceneConfig | None = None) -> Scene:
     else:
         beams = False
     _ceiling_lights(b, drop=0.25 if beams else 0.0)
+    if cfg.furniture and cfg.workstations > 0:  # first: the room's furniture fits around them
+        _workstations(b, np.random.default_rng([int(seed), 0x0FF1CE]), cfg.workstations, cam_pos)
     if cfg.furniture:
         style = {"wood": _wood(rng)}
         on_walls = _place_furniture(b, kind, style)

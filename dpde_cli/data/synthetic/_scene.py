@@ -43,6 +43,10 @@ class SceneConfig:
             before; 1 is about a lived-in basement or office): fuller tables and shelves,
             piles of boxes, loaded storage racks, partitions, ceiling ducts and pipes, coats
             and bags on the walls. Basements and offices get twice as much.
+        workstations: mean number of open-plan office workstations added to a room (0
+            keeps every seed's scene as before): a desk with a cubicle panel along its back
+            and often one side, a monitor, things on the desk, an office chair in front;
+            half with the panel against a wall, half free-standing across the room.
         furniture: place furniture, clutter and rugs.
         decorations: doors, windows, pictures, baseboards on the walls.
         shadows: trace shadow rays (soft shadows).
@@ -68,6 +72,7 @@ class SceneConfig:
     roll_deg_range: tuple[float, float] = (-3.0, 3.0)
     close_view_prob: float = 0.0
     clutter: float = 0.0
+    workstations: float = 0.0
     furniture: bool = True
     decorations: bool = True
     shadows: bool = True
