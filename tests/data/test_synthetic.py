@@ -278,6 +278,34 @@ def test_clutter_adds_objects_to_the_same_room_and_nothing_else():
     assert edges(busy) > 1.1 * edges(tidy)
 
 
+def _panels(boxes: np.ndarray) -> int:
+    """Boxes shaped like cubicle panels: thin, wide, standing on the floor, above desk height."""
+    thin = np.minimum(boxes[:, 3], boxes[:, 4]) < 0.04
+    wide = np.maximum(boxes[:, 3], boxes[:, 4]) > 0.3
+    tall = (boxes[:, 2] - boxes[:, 5] < 1e-6) & (2 * boxes[:, 5] >= 1.1)
+    return int((thin & wide & tall).sum())
+
+
+def test_workstations_are_desks_with_panels_inside_the_room_and_clear_of_the_camera():
+    plain = SceneConfig(height=30, width=40, sensor_effects=False, shadows=False)
+    office = SceneConfig(height=30, width=40, sensor_effects=False, shadows=False, workstations=2)
+    added, panels = [], 0
+    for seed in range(60, 72):
+        a, c = sample_scene(seed, plain), sample_scene(seed, office)
+        assert np.array_equal(a.room, c.room) and np.array_equal(a.cam_pos, c.cam_pos)
+        added.append(len(c.boxes) - len(a.boxes))
+        w, d, hc = c.room
+        lo = np.minimum(a.boxes[:, :2].min(0), 0.0)  # the room, and any annex beyond a door
+        hi = np.maximum(a.boxes[:, :2].max(0), (w, d))
+        assert np.all((c.boxes[:, :2] >= lo) & (c.boxes[:, :2] <= hi))
+        assert np.all(c.boxes[:, 2] - c.boxes[:, 5] >= -1e-9)
+        assert np.all(c.boxes[:, 2] + c.boxes[:, 5] <= hc)
+        assert not _inside_a_box(c.cam_pos, c.boxes)
+        panels += _panels(c.boxes) - _panels(a.boxes)
+    assert np.median(added) >= 5 and panels >= 12
+    assert SceneConfig().workstations == 0  # off unless asked for: default scenes unchanged
+
+
 def test_narrow_long_rooms_are_drawn_without_error():
     # corridors: narrower than the rug, the furniture and the camera margins assume
     corridor = SceneConfig(
