@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -1199,31 +1200,53 @@ def _workstation(rng: np.random.Generator) -> _Item:
 def _workstations(b: _Builder, rng: np.random.Generator, mean: float, camera: np.ndarray) -> None:
     """About ``mean`` workstations (:func:`_workstation`), half with the panel against a wall,
     half free-standing across the room, none within 1 m of the camera; desks filled."""
-    W, D, _ = b.room
     cam_x, cam_y = float(camera[0]), float(camera[1])
+
+    def fits(rect: tuple[float, float, float, float]) -> bool:
+        x0, y0, x1, y1 = rect
+        near = x0 - 1 < cam_x < x1 + 1 and y0 - 1 < cam_y < y1 + 1
+        return not near and b.free(rect, 0.1)
+
     for _ in range(int(rng.poisson(mean))):
         item = _workstation(rng)
         supports, item.supports = item.supports, []  # filled below from this generator
-        for _ in range(12):
-            on_wall = rng.random() < 0.5
-            if on_wall:
-                spot = _wall_spot(b, item, rng)
-                if spot is None:
-                    continue
-                x, y, yaw, wall, s = spot
-            else:
-                x, y = rng.uniform(0.3, W - 0.3), rng.uniform(0.3, D - 0.3)
-                yaw = round(rng.uniform(-math.pi, math.pi) / (math.pi / 2)) * (math.pi / 2)
-                yaw += rng.normal(0, 0.05)
-            x0, y0, x1, y1 = rect = _footprint(item, x, y, yaw)
-            if (x0 - 1 < cam_x < x1 + 1 and y0 - 1 < cam_y < y1 + 1) or not b.free(rect, 0.1):
-                continue
-            b.place(item, x, y, yaw)
+        spot = _place_anywhere(b, item, rng, 0.5, 0.05, fits)
+        if spot is not None:
             for sup in supports:
-                b.supports.append((sup, x, y, yaw, _clutter(b, sup, x, y, yaw, rng)))
-            if on_wall:
-                b.wall_spans[wall].append((s - item.w / 2, s + item.w / 2, 0.0, item.h))
-            break
+                b.supports.append((sup, *spot, _clutter(b, sup, *spot, rng)))
+
+
+def _place_anywhere(
+    b: _Builder,
+    item: _Item,
+    rng: np.random.Generator,
+    wall_prob: float,
+    yaw_sd: float,
+    fits: Callable[[tuple[float, float, float, float]], bool],
+) -> tuple[float, float, float] | None:
+    """Place an item in up to 12 tries: with its back to a random wall (probability
+    ``wall_prob``; the wall span is then recorded) or free-standing at a right angle (plus
+    noise of ``yaw_sd`` radians), where ``fits`` accepts its floor rectangle. Returns (x, y,
+    yaw), or None where no try fitted."""
+    W, D, _ = b.room
+    for _ in range(12):
+        on_wall = wall_prob > 0 and rng.random() < wall_prob
+        if on_wall:
+            spot = _wall_spot(b, item, rng)
+            if spot is None:
+                continue
+            x, y, yaw, wall, s = spot
+        else:
+            x, y = rng.uniform(0.3, W - 0.3), rng.uniform(0.3, D - 0.3)
+            yaw = round(rng.uniform(-math.pi, math.pi) / (math.pi / 2)) * (math.pi / 2)
+            yaw += rng.normal(0, yaw_sd)
+        if not fits(_footprint(item, x, y, yaw)):
+            continue
+        b.place(item, x, y, yaw)
+        if on_wall:
+            b.wall_spans[wall].append((s - item.w / 2, s + item.w / 2, 0.0, item.h))
+        return x, y, yaw
+    return None
 
 
 def _ceiling_runs(b: _Builder, rng: np.random.Generator) -> None:
@@ -1267,7 +1290,6 @@ def _more_clutter(b: _Builder, rng: np.random.Generator, level: float, kind: str
     and shelves, piles of boxes, loaded racks, partitions, ceiling ducts and pipes, things
     hung on walls. ``level`` scales how much; the draws come from their own generator, so
     the rest of the scene is the one drawn without clutter."""
-    W, D, _ = b.room
     busy = 2.0 if kind in ("basement", "office") else 1.0
     for sup, x, y, yaw, end in list(b.supports):  # fill rows on tables, desks and shelves
         if rng.random() < min(1.0, level):
@@ -1275,26 +1297,11 @@ def _more_clutter(b: _Builder, rng: np.random.Generator, level: float, kind: str
             _clutter(b, sup, x, y, yaw, rng, end + rng.uniform(0.03, 0.15), count)
     makers = [(_rack, 1.2 * busy), (_box_pile, 3.0 * busy), (_partition, 0.6 * busy)]
     for make, mean in makers:
+        # partitions stand free, kept 0.6 m from everything: not a wall before the lens
+        wall_prob, margin = (0.0, 0.6) if make is _partition else (0.7, 0.02)
         for _ in range(int(rng.poisson(mean * level))):
             item = make(rng)
-            for _ in range(12):
-                on_wall = make is not _partition and rng.random() < 0.7
-                if on_wall:
-                    spot = _wall_spot(b, item, rng)
-                    if spot is None:
-                        continue
-                    x, y, yaw, wall, s = spot
-                else:
-                    x, y = rng.uniform(0.3, W - 0.3), rng.uniform(0.3, D - 0.3)
-                    yaw = round(rng.uniform(-math.pi, math.pi) / (math.pi / 2)) * (math.pi / 2)
-                    yaw += rng.normal(0, 0.1)
-                margin = 0.6 if make is _partition else 0.02  # not a wall before the lens
-                if not b.free(_footprint(item, x, y, yaw), margin):
-                    continue
-                b.place(item, x, y, yaw)
-                if on_wall:
-                    b.wall_spans[wall].append((s - item.w / 2, s + item.w / 2, 0.0, item.h))
-                break
+            _place_anywhere(b, item, rng, wall_prob, 0.1, lambda r, m=margin: b.free(r, m))
     if rng.random() < min(1.0, {"basement": 0.9, "office": 0.3}.get(kind, 0.12) * level):
         _ceiling_runs(b, rng)
     if rng.random() < min(1.0, 0.5 * level):
