@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -247,6 +248,24 @@ class _Item:
     def cyl(self, x, y, r, z0, z1, mat) -> None:
         """Add a vertical cylinder."""
         self.cyls.append((x, y, r, z0, z1, mat))
+
+    def add(self, other: _Item, x: float, y: float, turned: bool = False) -> None:
+        """Add another item's parts with its origin at (x, y), turned half round (to face
+        local -y) when ``turned``. Its supports are not added."""
+        k, turn = (-1.0, math.pi) if turned else (1.0, 0.0)
+        for bx, by, bz, hx, hy, hz, yaw, mat in other.boxes:
+            self.boxes.append((x + k * bx, y + k * by, bz, hx, hy, hz, yaw + turn, mat))
+        for cx, cy, *rest in other.cyls:
+            self.cyls.append((x + k * cx, y + k * cy, *rest))
+
+    def shift(self, dx: float, dy: float) -> None:
+        """Move every part and support by (dx, dy) in the item frame (to centre the parts
+        on the footprint)."""
+        self.boxes = [(x + dx, y + dy, *rest) for x, y, *rest in self.boxes]
+        self.cyls = [(x + dx, y + dy, *rest) for x, y, *rest in self.cyls]
+        self.supports = [
+            (x0 + dx, x1 + dx, y0 + dy, y1 + dy, z) for x0, x1, y0, y1, z in self.supports
+        ]
 
 
 class _Builder:
@@ -1101,8 +1120,7 @@ def _box_pile(rng: np.random.Generator) -> _Item:
             z += 2 * hz
             hx, hy = hx * rng.uniform(0.75, 1.05), hy * rng.uniform(0.75, 1.05)
         top = max(top, z)
-    for k, part in enumerate(item.boxes):  # centre the pile on its footprint
-        item.boxes[k] = (part[0] - x / 2, *part[1:])
+    item.shift(-x / 2, 0.0)  # centre the pile on its footprint
     item.w, item.h = x + 0.1, top
     item.d = 2 * max(abs(part[1]) + part[4] for part in item.boxes) + 0.1
     return item
@@ -1162,13 +1180,12 @@ def _workstation(rng: np.random.Generator) -> _Item:
     sometimes a shelf on the panel), a monitor, an office chair pulled up in front. The
     desk's top is a support for a row of things."""
     style = {"wood": _wood(rng)}
-    desk = _table(rng, style, desk=True)
-    w, d = desk.w, desk.d
+    item = _table(rng, style, desk=True)  # grown below into the whole workstation
+    w, d = item.w, item.d
     t, h = rng.uniform(0.04, 0.07), rng.uniform(1.1, 1.7)
+    item.h = h
     col = _pick(rng, [(0.55, 0.56, 0.58), (0.35, 0.4, 0.5), (0.75, 0.72, 0.66), (0.3, 0.3, 0.32)])
     panel = _fabric(rng, col) if rng.random() < 0.8 else _plastic(rng, (0.9, 0.9, 0.88), 0.1)
-    item = _Item(0.0, 0.0, h)
-    item.boxes, item.cyls, item.supports = list(desk.boxes), list(desk.cyls), list(desk.supports)
     x0, x1 = -w / 2, w / 2
     item.block(x0, x1, -d / 2 - t, -d / 2, 0.0, h, panel)
     if rng.random() < 0.7:  # a side panel, at either end, as deep as the desk or deeper
@@ -1182,17 +1199,9 @@ def _workstation(rng: np.random.Generator) -> _Item:
     chair = _chair(rng, style, office=True)  # turned to face the desk (local -y)
     cy = d / 2 + rng.uniform(0.05, 0.35)
     cx = rng.uniform(-0.2, 0.2) * w
-    for bx, by, bz, hx, hy, hz, byaw, mat in chair.boxes:
-        item.boxes.append((cx - bx, cy - by, bz, hx, hy, hz, byaw + math.pi, mat))
-    for px, py, r, z0, z1, mat in chair.cyls:
-        item.cyls.append((cx - px, cy - py, r, z0, z1, mat))
+    item.add(chair, cx, cy, turned=True)
     y0, y1 = -d / 2 - t, max(d / 2, cy + chair.d / 2)
-    mid_x, mid_y = (x0 + x1) / 2, (y0 + y1) / 2  # centre the parts on the footprint
-    item.boxes = [(bx - mid_x, by - mid_y, *rest) for bx, by, *rest in item.boxes]
-    item.cyls = [(px - mid_x, py - mid_y, *rest) for px, py, *rest in item.cyls]
-    item.supports = [
-        (a - mid_x, b_ - mid_x, c - mid_y, e - mid_y, z) for a, b_, c, e, z in item.supports
-    ]
+    item.shift(-(x0 + x1) / 2, -(y0 + y1) / 2)  # centre the parts on the footprint
     item.w, item.d = x1 - x0, y1 - y0
     return item
 
@@ -1301,7 +1310,7 @@ def _more_clutter(b: _Builder, rng: np.random.Generator, level: float, kind: str
         wall_prob, margin = (0.0, 0.6) if make is _partition else (0.7, 0.02)
         for _ in range(int(rng.poisson(mean * level))):
             item = make(rng)
-            _place_anywhere(b, item, rng, wall_prob, 0.1, lambda r, m=margin: b.free(r, m))
+            _place_anywhere(b, item, rng, wall_prob, 0.1, functools.partial(b.free, margin=margin))
     if rng.random() < min(1.0, {"basement": 0.9, "office": 0.3}.get(kind, 0.12) * level):
         _ceiling_runs(b, rng)
     if rng.random() < min(1.0, 0.5 * level):
