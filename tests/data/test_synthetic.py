@@ -306,6 +306,21 @@ def test_workstations_are_desks_with_panels_inside_the_room_and_clear_of_the_cam
     assert SceneConfig().workstations == 0  # off unless asked for: default scenes unchanged
 
 
+def test_a_workstation_stays_inside_its_footprint():
+    # placement checks only the footprint (w x d): a part beyond it could overlap a neighbour
+    from dpde_cli.data.synthetic._layout import _workstation
+
+    rng = np.random.default_rng(5)
+    for _ in range(300):
+        item = _workstation(rng)
+        for x, y, _z, hx, hy, _hz, yaw, _mat in item.boxes:
+            c, s = abs(math.cos(yaw)), abs(math.sin(yaw))
+            assert abs(x) + hx * c + hy * s <= item.w / 2 + 1e-9
+            assert abs(y) + hx * s + hy * c <= item.d / 2 + 1e-9
+        for x, y, r, *_ in item.cyls:
+            assert abs(x) + r <= item.w / 2 + 1e-9 and abs(y) + r <= item.d / 2 + 1e-9
+
+
 def test_narrow_long_rooms_are_drawn_without_error():
     # corridors: narrower than the rug, the furniture and the camera margins assume
     corridor = SceneConfig(

@@ -258,6 +258,19 @@ class _Item:
         for cx, cy, *rest in other.cyls:
             self.cyls.append((x + k * cx, y + k * cy, *rest))
 
+    def bounds(self) -> tuple[float, float, float, float]:
+        """(x0, x1, y0, y1): the floor rectangle its parts cover, turned boxes included."""
+        xs, ys = [], []
+        for x, y, _z, hx, hy, _hz, yaw, _mat in self.boxes:
+            c, s = abs(math.cos(yaw)), abs(math.sin(yaw))
+            rx, ry = hx * c + hy * s, hx * s + hy * c
+            xs += [x - rx, x + rx]
+            ys += [y - ry, y + ry]
+        for x, y, r, *_ in self.cyls:
+            xs += [x - r, x + r]
+            ys += [y - r, y + r]
+        return min(xs), max(xs), min(ys), max(ys)
+
     def shift(self, dx: float, dy: float) -> None:
         """Move every part and support by (dx, dy) in the item frame (to centre the parts
         on the footprint)."""
@@ -1186,13 +1199,11 @@ def _workstation(rng: np.random.Generator) -> _Item:
     item.h = h
     col = _pick(rng, [(0.55, 0.56, 0.58), (0.35, 0.4, 0.5), (0.75, 0.72, 0.66), (0.3, 0.3, 0.32)])
     panel = _fabric(rng, col) if rng.random() < 0.8 else _plastic(rng, (0.9, 0.9, 0.88), 0.1)
-    x0, x1 = -w / 2, w / 2
-    item.block(x0, x1, -d / 2 - t, -d / 2, 0.0, h, panel)
+    item.block(-w / 2, w / 2, -d / 2 - t, -d / 2, 0.0, h, panel)
     if rng.random() < 0.7:  # a side panel, at either end, as deep as the desk or deeper
         side = float(rng.choice([-1.0, 1.0]))
         px = side * (w / 2 + t / 2)
         item.block(px - t / 2, px + t / 2, -d / 2 - t, d / 2 + rng.uniform(0.0, 0.4), 0.0, h, panel)
-        x0, x1 = min(x0, px - t / 2), max(x1, px + t / 2)
     if rng.random() < 0.35:  # an overhead shelf on the back panel
         sz = rng.uniform(1.15, max(1.2, h - 0.05))
         item.block(-w / 2, w / 2, -d / 2, -d / 2 + 0.3, sz, sz + 0.3, _cabinet(rng, 2, 1))
@@ -1200,7 +1211,7 @@ def _workstation(rng: np.random.Generator) -> _Item:
     cy = d / 2 + rng.uniform(0.05, 0.35)
     cx = rng.uniform(-0.2, 0.2) * w
     item.add(chair, cx, cy, turned=True)
-    y0, y1 = -d / 2 - t, max(d / 2, cy + chair.d / 2)
+    x0, x1, y0, y1 = item.bounds()  # side panel and chair base included
     item.shift(-(x0 + x1) / 2, -(y0 + y1) / 2)  # centre the parts on the footprint
     item.w, item.d = x1 - x0, y1 - y0
     return item
