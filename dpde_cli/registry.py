@@ -9,8 +9,10 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import hashlib
+import json
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -28,6 +30,8 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 WEIGHTS_DIR = Path(
     os.environ.get("DPDE_WEIGHTS_DIR", Path(__file__).resolve().parents[1] / "weights")
 )
+WEIGHTS_INDEX = "weights.json"
+"""The index `dpde train` writes in its run folder: model, input size, best and last files."""
 
 
 @dataclass(frozen=True)
@@ -120,7 +124,8 @@ def create_model(
         pretrained: initialise the encoder from ImageNet (only when ``weights`` is None).
 
     Returns:
-        The model in eval mode on the CPU, with its WeightsSpec as ``model.spec``.
+        The model in eval mode on the CPU, with its WeightsSpec as ``model.spec`` (for a
+        checkpoint of a `dpde train` run, with the input size the run trained at).
 
     Raises:
         WeightsError: no shipped weights, a missing file, a sha256 mismatch, or a
@@ -129,18 +134,59 @@ def create_model(
     entry = get_entry(name)
     model = entry.builder(pretrained=pretrained and weights is None)
     if weights == "default":
-        spec = entry.weights
-        if spec.path is None:
+        if entry.weights.path is None:
             raise WeightsError(
                 f"model {name!r} has no shipped weights yet; pass --weights PATH "
                 "(a checkpoint from `dpde train`)"
             )
-        load_weights(model, spec.path, expected_sha256=spec.sha256)
-    elif weights is not None:
-        load_weights(model, Path(weights))
-    model.spec = entry.weights
+        load_weights(model, entry.weights.path, expected_sha256=entry.weights.sha256)
+    spec = entry.weights
+    if weights not in (None, "default"):
+        path = Path(weights)
+        load_weights(model, path)
+        trained = trained_input_size(path, name)
+        if trained is not None:
+            spec = dataclasses.replace(spec, input_size=trained)
+    model.spec = spec
     model.name = name
     return model.eval()
+
+
+def trained_input_size(path: Path, name: str) -> tuple[int, int] | None:
+    """The input size a `dpde train` run recorded for a weights file, or None.
+
+    The run's index (``weights.json``, in the run folder above ``weights/``, or beside the
+    file) counts only when it lists this file for this model.
+    """
+    for index in (path.parent / WEIGHTS_INDEX, path.parent.parent / WEIGHTS_INDEX):
+        try:
+            info = json.loads(index.read_text())
+        except (OSError, ValueError):
+            continue
+        if not isinstance(info, dict) or info.get("model") != name:
+            continue
+        stages = info.get("stages") if isinstance(info.get("stages"), dict) else {}
+        entries = [info.get("best"), info.get("last")]
+        entries += [e for s in stages.values() if isinstance(s, dict) for e in s.values()]
+        files = {Path(e["file"]).name for e in entries if isinstance(e, dict) and "file" in e}
+        size = info.get("input_size")
+        if path.name in files and isinstance(size, list) and len(size) == 2:
+            return check_input_size(size)
+    return None
+
+
+def check_input_size(size: tuple[int, int] | list[int]) -> tuple[int, int]:
+    """(H, W) as ints, or a UsageError: both multiples of 8 and at least 32.
+
+    Multiples of 8, not 32: the decoder's laterals resize odd strides (the paper's own
+    240 x 320 is not a multiple of 32).
+    """
+    height, width = (int(v) for v in size)
+    if height < 32 or width < 32 or height % 8 or width % 8:
+        raise UsageError(
+            f"input size must be multiples of 8, at least 32 (H, W), got {tuple(size)}"
+        )
+    return height, width
 
 
 def sha256_file(path: Path) -> str:

@@ -54,6 +54,7 @@ from dpde_cli.distributed import (
     setup_distributed,
 )
 from dpde_cli.errors import DpdeError, UsageError
+from dpde_cli.registry import WEIGHTS_INDEX, check_input_size
 
 STAGES = ("global", "gradient")
 """Training stages in the order ``all`` runs them."""
@@ -74,7 +75,6 @@ CONFIG_FILE = "config.json"
 LOG_FILE = "log.jsonl"
 CHECKPOINT_FILE = "checkpoints/last.pt"
 WEIGHTS_DIR = "weights"
-WEIGHTS_INDEX = "weights.json"
 CHECKPOINT_FORMAT = "dpde-train-checkpoint/1"
 _HOLDOUT_SEED = 20210893  # fixed: the held-out images do not change with --seed
 
@@ -204,14 +204,7 @@ class TrainConfig:
         if self.workers < 0:
             raise UsageError(f"workers must be >= 0, got {self.workers}")
         if self.input_size is not None:
-            height, width = self.input_size
-            # Multiples of 8: the decoder's laterals resize odd strides (the paper's own
-            # 240 x 320 is not a multiple of 32).
-            if height < 32 or width < 32 or height % 8 or width % 8:
-                raise UsageError(
-                    f"input size must be multiples of 8, at least 32 (H, W), got "
-                    f"{tuple(self.input_size)}"
-                )
+            check_input_size(self.input_size)
 
     def stages(self) -> tuple[str, ...]:
         """The stages this config runs, in order."""

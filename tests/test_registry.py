@@ -118,3 +118,51 @@ def test_shipped_weights_are_sha256_checked(
             create_model("dpde-tiny-shipped")
     finally:
         registry._REGISTRY.pop("dpde-tiny-shipped")
+
+
+def _run_folder(tmp_path: Path, tiny_weights: Path, index: dict) -> Path:
+    """A `dpde train` run folder holding tiny_weights as weights/<name> and an index."""
+    import json
+    import shutil
+
+    path = tmp_path / "run" / "weights" / "dpde-tiny-0123abcd.pt"
+    path.parent.mkdir(parents=True)
+    shutil.copy(tiny_weights, path)
+    (tmp_path / "run" / "weights.json").write_text(json.dumps(index))
+    return path
+
+
+def test_a_run_s_weights_run_at_the_size_the_run_trained_at(
+    tiny_weights: Path, tmp_path: Path
+) -> None:
+    entry = {"file": "weights/dpde-tiny-0123abcd.pt", "sha256": "0123abcd"}
+    index = {"model": "dpde-tiny", "input_size": [96, 128], "best": entry, "last": entry}
+    path = _run_folder(tmp_path, tiny_weights, index)
+    assert create_model("dpde-tiny", weights=path).spec.input_size == (96, 128)
+    assert get_entry("dpde-tiny").weights.input_size == (64, 96)  # the registry is untouched
+
+
+@pytest.mark.parametrize(
+    "index",
+    [
+        {"model": "dpde-other", "input_size": [96, 128], "best": {"file": "weights/x.pt"}},
+        {"model": "dpde-tiny", "input_size": [96, 128], "best": {"file": "weights/other.pt"}},
+        "not json {",
+    ],
+    ids=["another model", "another file", "unreadable index"],
+)
+def test_an_index_that_does_not_list_the_file_is_ignored(
+    tiny_weights: Path, tmp_path: Path, index: object
+) -> None:
+    import json
+
+    path = _run_folder(tmp_path, tiny_weights, {})
+    text = index if isinstance(index, str) else json.dumps(index)
+    (tmp_path / "run" / "weights.json").write_text(text)
+    assert create_model("dpde-tiny", weights=path).spec.input_size == (64, 96)
+
+
+@pytest.mark.parametrize("size", [(60, 96), (64, 100), (16, 96)])
+def test_input_sizes_must_be_multiples_of_8_and_at_least_32(size: tuple[int, int]) -> None:
+    with pytest.raises(UsageError, match="multiples of 8"):
+        registry.check_input_size(size)

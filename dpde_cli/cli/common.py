@@ -62,6 +62,15 @@ DeviceOption = Annotated[
         "root option, else auto). An absent device is an error, never a fallback.",
     ),
 ]
+InputSizeOption = Annotated[
+    tuple[int, int] | None,
+    typer.Option(
+        "--input-size",
+        help="H W the network runs at, multiples of 8 (default: the size the weights were "
+        "trained at). Another size changes the metric scale: the network judges distance "
+        "by apparent size.",
+    ),
+]
 PrecisionOption = Annotated[
     str,
     typer.Option("--precision", help="auto | fp32 | fp16 | bf16; half precision only on CUDA."),
@@ -143,21 +152,32 @@ def report_failures(failures: list[tuple[str, str]], total: int, quiet: bool) ->
 
 
 def build_predictor(
-    model: str, weights: str | None, device: str, precision: str, omega: float | None
+    model: str,
+    weights: str | None,
+    device: str,
+    precision: str,
+    omega: float | None,
+    input_size: tuple[int, int] | None = None,
 ):  # -> tuple[Predictor, WeightsSpec]
     """Resolve device and precision, load the model, and wrap it in a Predictor.
 
     Args:
         model: registered name; weights: checkpoint path or None for the shipped weights;
-        device, precision: as the CLI options; omega: fusion weight, or None for no fusion.
+        device, precision: as the CLI options; omega: fusion weight, or None for no fusion;
+        input_size: (H, W) to run the network at instead of the weights' own.
     """
+    import dataclasses
+
     from dpde_cli.device import resolve_device, resolve_precision
     from dpde_cli.predict import Predictor
-    from dpde_cli.registry import create_model
+    from dpde_cli.registry import check_input_size, create_model
 
+    size = check_input_size(input_size) if input_size else None
     torch_device = resolve_device(device)
     dtype = resolve_precision(torch_device, precision)
     net = create_model(model, weights=weights if weights else "default")
+    if size is not None:
+        net.spec = dataclasses.replace(net.spec, input_size=size)
     fusion = None
     if omega is not None:
         from dpde_cli.fusion import FusionConfig

@@ -13,6 +13,7 @@ import typer
 
 from dpde_cli.cli.common import (
     DeviceOption,
+    InputSizeOption,
     ModelOption,
     PrecisionOption,
     WeightsOption,
@@ -75,6 +76,7 @@ def eval_command(
     weights: WeightsOption = None,
     device: DeviceOption = None,
     precision: PrecisionOption = "auto",
+    input_size: InputSizeOption = None,
     fuse: Annotated[bool, typer.Option("--fuse/--no-fuse", help="IRLS gradient fusion.")] = True,
     ablation: Annotated[
         bool, typer.Option(help="Also report the run without the gradient stream (fusion).")
@@ -156,7 +158,7 @@ def eval_command(
             Baseline("constant x GT median (oracle)", constant_baseline, oracle_scale=True),
         ]
     predictor, _spec = build_predictor(
-        model, weights, device or opts.device, precision, 10.0 if fuse else None
+        model, weights, device or opts.device, precision, 10.0 if fuse else None, input_size
     )
     total = min(limit or len(data), len(data))
     with make_progress(show_progress(opts.quiet)) as progress:
@@ -180,6 +182,7 @@ def eval_command(
         "data_dir": [str(d) for d in data_dir or []],
         "model": model,
         "weights": weights or "shipped",
+        "input_size": list(predictor.spec.input_size),
         "fusion": fuse,
         "protocol": result.protocol,
         "images": result.n_images,
@@ -223,7 +226,8 @@ def _print_table(
     console.print(f"protocol: {header['protocol']}", markup=False, highlight=False)
     console.print(
         f"{header['seconds_per_image']:.3f} s per image on {header['device']} "
-        f"(network{' + fusion' if header['fusion'] else ''})",
+        f"(network at {'x'.join(map(str, header['input_size']))}"
+        f"{' + fusion' if header['fusion'] else ''})",
         markup=False,
     )
     if header["skipped"]:

@@ -9,6 +9,7 @@ import typer
 
 from dpde_cli.cli.common import (
     DeviceOption,
+    InputSizeOption,
     ModelOption,
     PrecisionOption,
     WeightsOption,
@@ -62,6 +63,7 @@ def fuse(
     weights: WeightsOption = None,
     device: DeviceOption = None,
     precision: PrecisionOption = "auto",
+    input_size: InputSizeOption = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="A JSON record on stdout.")] = False,
 ) -> None:
@@ -111,7 +113,9 @@ def fuse(
         image = read_image(source)
         _check_aspect(source, image.shape[:2], depth_path, estimate.shape)
         opts = global_options(ctx)
-        predictor, _ = build_predictor(model, weights, device or opts.device, precision, None)
+        predictor, _ = build_predictor(
+            model, weights, device or opts.device, precision, None, input_size
+        )
         grad_x, grad_y = predictor.predict_gradients(image, estimate.shape)
     _check_units(depth_path, estimate, grad_x, grad_y)
     confidence = _read_mask(mask, estimate.shape) if mask is not None else None

@@ -12,6 +12,7 @@ import typer
 
 from dpde_cli.cli.common import (
     DeviceOption,
+    InputSizeOption,
     ModelOption,
     PrecisionOption,
     WeightsOption,
@@ -153,6 +154,7 @@ def pointcloud(
     weights: WeightsOption = None,
     device: DeviceOption = None,
     precision: PrecisionOption = "auto",
+    input_size: InputSizeOption = None,
     batch_size: Annotated[int, typer.Option("--batch-size", "-b", min=1)] = 4,
     fuse: Annotated[
         bool, typer.Option("--fuse/--no-fuse", help="Refine with the IRLS gradient fusion.")
@@ -224,7 +226,7 @@ def pointcloud(
     predictor = None
     if depth is None:
         predictor, _spec = build_predictor(
-            model, weights, device or opts.device, precision, omega if fuse else None
+            model, weights, device or opts.device, precision, omega if fuse else None, input_size
         )
     warned: list[str] = []
 

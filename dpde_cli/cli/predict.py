@@ -10,6 +10,7 @@ import typer
 
 from dpde_cli.cli.common import (
     DeviceOption,
+    InputSizeOption,
     ModelOption,
     PrecisionOption,
     WeightsOption,
@@ -52,6 +53,7 @@ def predict(
     weights: WeightsOption = None,
     device: DeviceOption = None,
     precision: PrecisionOption = "auto",
+    input_size: InputSizeOption = None,
     batch_size: Annotated[int, typer.Option("--batch-size", "-b", min=1)] = 4,
     recursive: Annotated[
         bool, typer.Option("--recursive", "-r", help="Descend into folders.")
@@ -104,7 +106,7 @@ def predict(
     fmt = depth_format(output, fmt) if single_file or fmt else "png16"
 
     predictor, spec = build_predictor(
-        model, weights, device or opts.device, precision, omega if fuse else None
+        model, weights, device or opts.device, precision, omega if fuse else None, input_size
     )
     preview_range = tuple(depth_range) if depth_range else spec.depth_range
     plans = [

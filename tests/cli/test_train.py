@@ -115,6 +115,24 @@ def test_train_end_to_end_then_resume_and_errors(folder: Path, tmp_path: Path) -
     assert len(missing.output.strip().splitlines()) == 1
 
 
+def test_a_run_s_weights_predict_at_the_size_it_trained_at(folder: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    small = ["--stage", "global", "--max-steps", "1", "--input-size", "32", "48"]
+    trained = run(*base_args(folder, out), *small)
+    assert trained.exit_code == 0, trained.output
+    best = trained.stdout.split("\t")[1]
+    evaluate = ["eval", "--dataset", "folder", "--data-dir", str(folder), "--split", "all"]
+    evaluate += ["--model", "dpde-tiny", "--weights", best, "--no-fuse"]
+    for extra, size in (([], [32, 48]), (["--input-size", "64", "96"], [64, 96])):
+        report = tmp_path / "eval.json"
+        done = run(*evaluate, *extra, "--json", str(report))
+        assert done.exit_code == 0, done.output
+        assert json.loads(report.read_text())["input_size"] == size
+        assert f"network at {size[0]}x{size[1]}" in done.stdout
+    bad = run(*evaluate, "--input-size", "30", "48")
+    assert bad.exit_code == 2 and "multiples of 8" in bad.output
+
+
 @pytest.mark.slow
 def test_torchrun_two_processes_through_the_cli(tmp_path: Path) -> None:
     """`python -m torch.distributed.run --nproc_per_node 2 -m dpde_cli train` on the CPU."""
