@@ -42,13 +42,24 @@ IMAGE_EXTENSIONS = (
 )
 
 
-def depth_format(path: str | Path, fmt: str | None = None) -> str:
-    """The depth format for an output path: ``fmt`` if given, else from the extension."""
+def depth_format(path: str | Path | None, fmt: str | None = None) -> str:
+    """The depth format for an output path: ``fmt`` if given, else from the extension.
+
+    Raises:
+        UsageError: an unknown format, an extension that names none, or one that names
+            another format than ``fmt`` (a colour preview may be a .png).
+    """
+    suffix = Path(path).suffix.lower() if path is not None else ""
     if fmt is not None:
         if fmt not in DEPTH_FORMATS:
             raise UsageError(f"unknown depth format {fmt!r}; use {', '.join(DEPTH_FORMATS)}")
+        named = _EXTENSION_FORMATS.get(suffix)
+        if named not in (None, fmt) and not (fmt == "color" and suffix == ".png"):
+            raise UsageError(
+                f"{path}: the extension {suffix} means {named}, not --format {fmt}; "
+                f"change one of them"
+            )
         return fmt
-    suffix = Path(path).suffix.lower()
     if suffix not in _EXTENSION_FORMATS:
         raise UsageError(
             f"{path}: cannot tell the depth format from the extension {suffix!r}; "

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+import threading
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -55,31 +56,56 @@ def read_image(path: str | Path, max_pixels: int | None = None) -> np.ndarray:
         raise InputError(path, "no such file" if not path.exists() else "not a file")
     if path.stat().st_size == 0:
         raise InputError(path, "empty file (0 bytes)")
-    limit = max_pixels or Image.MAX_IMAGE_PIXELS
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
+            with _own_pixel_limit() as default:  # PIL's, which --max-pixels could not raise
+                opened = Image.open(path)
+            limit = max_pixels or default
+            with opened as image:
                 if image.width * image.height > limit:
-                    raise InputError(
-                        path,
-                        f"image too large ({image.width}x{image.height} = "
-                        f"{image.width * image.height / 1e6:.0f} MP; the limit is "
-                        f"{limit / 1e6:.0f} MP)",
-                    )
+                    raise InputError(path, _too_large(image.width, image.height, limit))
                 image.load()
                 image = ImageOps.exif_transpose(image)
                 return _to_rgb8(image)
     except InputError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise InputError(path, f"refused as a decompression bomb ({exc})") from exc
+        raise InputError(
+            path, f"refused as a decompression bomb ({exc}); see --max-pixels"
+        ) from exc
     except UnidentifiedImageError:
         raise InputError(path, "not an image (PIL cannot identify it)") from None
     except MemoryError:
         raise InputError(path, "image too large for memory") from None
     except (OSError, ValueError, SyntaxError) as exc:
         raise InputError(path, f"cannot decode image ({exc})") from exc
+
+
+_PIL_LIMIT = threading.Lock()
+
+
+@contextlib.contextmanager
+def _own_pixel_limit() -> Iterator[int]:
+    """PIL's decompression-bomb check off for this thread's Image.open, which reads only the
+    header; yields PIL's limit for the caller to check the size itself (the limit is a
+    module global: decoding threads take turns)."""
+    from PIL import Image
+
+    with _PIL_LIMIT:
+        default = Image.MAX_IMAGE_PIXELS
+        Image.MAX_IMAGE_PIXELS = None
+        try:
+            yield default
+        finally:
+            Image.MAX_IMAGE_PIXELS = default
+
+
+def _too_large(width: int, height: int, limit: int) -> str:
+    return (
+        f"image too large ({width}x{height} = {width * height / 1e6:.3g} MP; the limit is "
+        f"{limit / 1e6:.3g} MP, --max-pixels)"
+    )
 
 
 def _to_rgb8(image) -> np.ndarray:
@@ -252,6 +278,24 @@ def _save_pil(array: np.ndarray, path: Path, pil_format: str) -> None:
     Image.fromarray(array).save(path, format=pil_format)
 
 
+def check_colormap(colormap: str) -> None:
+    """Raise a UsageError unless ``colormap`` names a matplotlib colormap."""
+    from matplotlib import colormaps
+
+    if colormap not in colormaps:
+        raise UsageError(f"unknown colormap {colormap!r} (any matplotlib colormap name works)")
+
+
+def check_depth_range(depth_range: tuple[float, float]) -> tuple[float, float]:
+    """(near, far) metres for colours, or a UsageError: finite, 0 <= near < far."""
+    near, far = (float(v) for v in depth_range)
+    if not (np.isfinite(near) and np.isfinite(far) and 0 <= near < far):
+        raise UsageError(
+            f"depth range must be NEAR FAR metres with 0 <= NEAR < FAR, got {near:g} {far:g}"
+        )
+    return near, far
+
+
 def colorize(
     depth: np.ndarray, colormap: str = "turbo", depth_range: tuple[float, float] | None = None
 ) -> np.ndarray:
@@ -267,8 +311,7 @@ def colorize(
     """
     from matplotlib import colormaps
 
-    if colormap not in colormaps:
-        raise UsageError(f"unknown colormap {colormap!r} (any matplotlib colormap name works)")
+    check_colormap(colormap)
     valid = np.isfinite(depth) & (depth > 0)
     if depth_range is None:
         if valid.any():

@@ -165,5 +165,17 @@ def test_truncated_and_missing(tmp_path: Path) -> None:
 
 def test_decompression_bomb_is_refused(tmp_path: Path) -> None:
     path = _save(Image.new("L", (300, 300)), tmp_path / "big.png")
-    with pytest.raises(InputError, match="too large"):
+    with pytest.raises(InputError, match=r"too large \(300x300 = 0.09 MP; the limit is 0.01 MP"):
         read_image(path, max_pixels=10_000)
+
+
+def test_max_pixels_can_raise_pil_s_own_limit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 108 MP phone photos exceed PIL's 89 MP default: --max-pixels must be able to allow them
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 10_000)  # PIL's default, scaled down
+    path = _save(Image.new("L", (300, 300)), tmp_path / "big.png")
+    with pytest.raises(InputError, match="too large"):
+        read_image(path)
+    assert read_image(path, max_pixels=100_000).shape == (300, 300, 3)
+    assert Image.MAX_IMAGE_PIXELS == 10_000  # PIL's setting is left as it was

@@ -71,6 +71,10 @@ InputSizeOption = Annotated[
         "by apparent size.",
     ),
 ]
+QuietOption = Annotated[
+    bool,
+    typer.Option("--quiet", "-q", help="No progress bar or notes on stderr (errors still show)."),
+]
 PrecisionOption = Annotated[
     str,
     typer.Option("--precision", help="auto | fp32 | fp16 | bf16; half precision only on CUDA."),
@@ -214,10 +218,12 @@ def run_batches(
 ) -> None:
     """The loop of a batch command: decode, infer per batch, write per input, report.
 
-    Inputs whose planned outputs exist are skipped (unless ``overwrite``), images are decoded
-    in the background and grouped by size (``predict.batched_images``), ``infer`` runs once
-    per batch, ``write`` once per input. Each input prints its output path (or a JSON
-    record with ``as_json``) on stdout; failures are listed on stderr at the end.
+    Inputs whose planned outputs exist are skipped (unless ``overwrite``), so that a batch
+    run again does only what is missing; images are decoded in the background and grouped
+    by size (``predict.batched_images``), ``infer`` runs once per batch, ``write`` once per
+    input. Each input prints its output path (or a JSON record with ``as_json``) on stdout;
+    skips and failures are listed on stderr at the end. An input that fails while being
+    written leaves none of its outputs behind.
 
     Args:
         items, plans: the inputs and, for each, its output paths by role.
@@ -232,6 +238,7 @@ def run_batches(
     from dpde_cli.predict import batched_images
 
     failures: list[tuple[str, str]] = []
+    skipped: list[str] = []
     with make_progress(show_progress(quiet or as_json)) as progress:
         task = progress.add_task(label, total=len(items))
 
@@ -240,25 +247,25 @@ def run_batches(
                 failures.append((str(path), record["error"]))
             if as_json:
                 emit_json(record)
-            elif "error" not in record:
+            elif "error" not in record and "skipped" not in record:
                 typer.echo(record["output"])
             progress.advance(task)
 
         def write_one(item: InputItem, targets: dict[str, Path], image, result) -> None:
             try:
                 record = write(item, targets, image, result)
-            except InputError as exc:
-                record = {"input": str(item.path), "error": str(exc)}
             except (DpdeError, OSError) as exc:
-                record = {"input": str(item.path), "error": f"{item.path}: cannot write ({exc})"}
+                for target in targets.values():  # none of a failed input's outputs stay
+                    target.unlink(missing_ok=True)
+                record = {"input": str(item.path), "error": _write_error(item.path, targets, exc)}
             finish(item.path, record)
 
         todo = []
         for item, targets in zip(items, plans, strict=True):
             existing = [str(p) for p in targets.values() if p.exists()]
             if existing and not overwrite:
-                error = f"{existing[0]}: exists (use --overwrite)"
-                finish(item.path, {"input": str(item.path), "error": error})
+                skipped.append(existing[0])
+                finish(item.path, {"input": str(item.path), "skipped": f"{existing[0]} exists"})
             else:
                 todo.append((item, targets))
         if decode:
@@ -276,6 +283,26 @@ def run_batches(
             results = infer(images) if infer is not None else [None] * len(images)
             for ((item, targets), image), result in zip(good, results, strict=True):
                 write_one(item, targets, image, result)
+    if skipped and not quiet:
+        err_console.print(
+            f"dpde: {len(skipped)} of {len(items)} input(s) skipped: their outputs exist "
+            f"(first: {skipped[0]}); --overwrite redoes them",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
     report_failures(failures, len(items), quiet)
     if failures:
         raise typer.Exit(1)
+
+
+def _write_error(source: Path, targets: dict[str, Path], exc: Exception) -> str:
+    """One line for an input whose outputs could not be written: the input, where its outputs
+    were going, and why (the OS's words where there are some, never a temporary name)."""
+    if isinstance(exc, InputError):
+        return str(exc)
+    reason = getattr(exc, "strerror", None) or str(exc)
+    if "requested and" in reason:  # PIL's words for a short write: the disk is full
+        reason = f"short write, disk full? ({reason})"
+    where = next(iter(targets.values())).parent
+    return f"{source}: cannot write its output in {where}/ ({reason})"

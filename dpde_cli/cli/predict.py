@@ -98,17 +98,22 @@ def predict(
         find photos -name '*.jpg' | dpde predict - -o out/
     """
     from dpde_cli.inputs import expand_inputs
+    from dpde_cli.io import check_colormap, check_depth_range
 
     opts = global_options(ctx)
     items = expand_inputs(inputs, recursive=recursive)
     single_file = single_output(output, len(items))
     # depth_format checks an explicit --format, and reads -o's extension for one file.
     fmt = depth_format(output, fmt) if single_file or fmt else "png16"
+    if preview or fmt == "color":
+        check_colormap(colormap)
+    if depth_range is not None:
+        depth_range = check_depth_range(depth_range)
 
     predictor, spec = build_predictor(
         model, weights, device or opts.device, precision, omega if fuse else None, input_size
     )
-    preview_range = tuple(depth_range) if depth_range else spec.depth_range
+    preview_range = depth_range or spec.depth_range
     plans = [
         _plan(item, output, single_file, fmt, save_unfused, save_gradients, preview)
         for item in items

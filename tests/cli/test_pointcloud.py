@@ -208,7 +208,7 @@ def test_existing_output_needs_overwrite(planes, tmp_path: Path) -> None:
     args = [str(photo), "--depth", str(depth), "--ply", str(tmp_path / "c.ply"), "--fov", "60"]
     assert run(*args).exit_code == 0
     again = run(*args)
-    assert again.exit_code == 1 and "exists (use --overwrite)" in again.stderr
+    assert again.exit_code == 0 and "skipped: their outputs exist" in again.stderr
     assert run(*args, "--overwrite", "--voxel-size", "0.5", "--normals").exit_code == 0
     assert read_point_cloud(tmp_path / "c.ply").normals is not None
 

@@ -146,7 +146,9 @@ def test_bad_files_exit_1_rest_processed_no_partial_output(
     assert written == ["photos/a/one.png"]  # nothing partial, the inputs' layout kept
 
 
-def test_no_overwrite_without_flag(photos: Path, tiny_weights: Path, tmp_path: Path) -> None:
+def test_existing_outputs_are_skipped_without_overwrite(
+    photos: Path, tiny_weights: Path, tmp_path: Path
+) -> None:
     out = tmp_path / "d.png"
     args = [
         "predict",
@@ -157,9 +159,35 @@ def test_no_overwrite_without_flag(photos: Path, tiny_weights: Path, tmp_path: P
         *base_args(tiny_weights),
     ]
     assert run(*args).exit_code == 0
-    result = run(*args)
-    assert result.exit_code == 1 and "exists (use --overwrite)" in result.stderr
+    before = out.stat().st_mtime_ns
+    result = run(*args)  # run again: kept and skipped, not a failure
+    assert result.exit_code == 0 and result.stdout == ""
+    assert "1 of 1 input(s) skipped" in result.stderr and "--overwrite" in result.stderr
+    assert out.stat().st_mtime_ns == before
     assert run(*args, "--overwrite").exit_code == 0
+    assert out.stat().st_mtime_ns != before
+
+
+def test_an_input_that_fails_while_written_leaves_none_of_its_outputs(
+    photos: Path, tiny_weights: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import dpde_cli.io as io
+
+    real = io.write_depth
+
+    def full_disk_on_previews(path, depth, fmt, *args):
+        if fmt == "color":
+            raise OSError(28, "No space left on device", str(path.with_name(".x.tmp.png")))
+        return real(path, depth, fmt, *args)
+
+    monkeypatch.setattr(io, "write_depth", full_disk_on_previews)
+    out = tmp_path / "out"
+    photo = photos / "a/one.jpg"
+    result = run("predict", str(photo), "-o", f"{out}/", "--preview", *base_args(tiny_weights))
+    assert result.exit_code == 1
+    assert f"{photo}: cannot write its output in {out}/ (No space left on device)" in result.stderr
+    assert ".tmp" not in result.stderr
+    assert not out.exists() or list(out.iterdir()) == []  # the depth map written first is gone
 
 
 def test_usage_errors_exit_2(photos: Path, tiny_weights: Path, tmp_path: Path) -> None:
@@ -179,6 +207,41 @@ def test_usage_errors_exit_2(photos: Path, tiny_weights: Path, tmp_path: Path) -
         assert absent.exit_code == 2 and "cuda:7" in absent.stderr
     unknown = run("predict", str(photos / "a/one.jpg"), "--model", "nope")
     assert unknown.exit_code == 2 and "known models" in unknown.stderr
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        ["-o", "{tmp}/d.npy", "--format", "png16"],
+        ["-o", "{tmp}/d.png", "--format", "tiff"],
+        ["-o", "{tmp}/d.png", "--preview", "--colormap", "nosuch"],
+        ["-o", "{tmp}/d.png", "--preview", "--depth-range", "8", "1"],
+        ["-o", "{tmp}/d.png", "--preview", "--depth-range", "nan", "5"],
+    ],
+    ids=["npy as png16", "png as tiff", "colormap", "range reversed", "range nan"],
+)
+def test_contradictory_or_impossible_output_options_exit_2_before_any_work(
+    photos: Path, tiny_weights: Path, tmp_path: Path, options: list[str]
+) -> None:
+    options = [o.replace("{tmp}", str(tmp_path / "out")) for o in options]
+    result = run("predict", str(photos / "a/one.jpg"), *options, *base_args(tiny_weights))
+    assert result.exit_code == 2, result.output
+    assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "out").exists()
+
+
+def test_a_colour_preview_may_be_a_png(photos: Path, tiny_weights: Path, tmp_path: Path) -> None:
+    out = tmp_path / "d.png"
+    result = run(
+        "predict",
+        str(photos / "a/one.jpg"),
+        "-o",
+        str(out),
+        "-f",
+        "color",
+        *base_args(tiny_weights),
+    )
+    assert result.exit_code == 0, result.output
+    assert Image.open(out).mode == "RGB"
 
 
 def test_model_without_weights_says_so(photos: Path) -> None:
