@@ -32,6 +32,8 @@ WEIGHTS_DIR = Path(
 )
 WEIGHTS_INDEX = "weights.json"
 """The index `dpde train` writes in its run folder: model, input size, best and last files."""
+RUN_CONFIG = "config.json"
+"""The settings `dpde train` writes in its run folder (model and input size among them)."""
 
 
 @dataclass(frozen=True)
@@ -135,7 +137,7 @@ def create_model(
     model = entry.builder(pretrained=pretrained and weights is None)
     if weights == "default":
         if entry.weights.path is None:
-            raise WeightsError(
+            raise UsageError(
                 f"model {name!r} has no shipped weights yet; pass --weights PATH "
                 "(a checkpoint from `dpde train`)"
             )
@@ -153,26 +155,18 @@ def create_model(
 
 
 def trained_input_size(path: Path, name: str) -> tuple[int, int] | None:
-    """The input size a `dpde train` run recorded for a weights file, or None.
-
-    The run's index (``weights.json``, in the run folder above ``weights/``, or beside the
-    file) counts only when it lists this file for this model.
-    """
-    for index in (path.parent / WEIGHTS_INDEX, path.parent.parent / WEIGHTS_INDEX):
-        try:
-            info = json.loads(index.read_text())
-        except (OSError, ValueError):
-            continue
-        if not isinstance(info, dict) or info.get("model") != name:
-            continue
-        stages = info.get("stages") if isinstance(info.get("stages"), dict) else {}
-        entries = [info.get("best"), info.get("last")]
-        entries += [e for s in stages.values() if isinstance(s, dict) for e in s.values()]
-        files = {Path(e["file"]).name for e in entries if isinstance(e, dict) and "file" in e}
-        size = info.get("input_size")
-        if path.name in files and isinstance(size, list) and len(size) == 2:
-            return check_input_size(size)
-    return None
+    """The input size a `dpde train` run trained at, for a file in its ``weights/`` or
+    ``checkpoints/`` folder (read from the run's ``config.json``), or None."""
+    if path.parent.name not in ("weights", "checkpoints"):
+        return None
+    try:
+        config = json.loads((path.parent.parent / RUN_CONFIG).read_text())
+    except (OSError, ValueError):
+        return None
+    size = config.get("input_size") if isinstance(config, dict) else None
+    if config.get("model") != name or not isinstance(size, list) or len(size) != 2:
+        return None
+    return check_input_size(size)
 
 
 def check_input_size(size: tuple[int, int] | list[int]) -> tuple[int, int]:
@@ -210,7 +204,8 @@ def read_state_dict(path: Path) -> dict[str, Any]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # pickle errors, truncated zip, refused globals
-        raise WeightsError(f"{path}: not a loadable weights file ({exc})") from exc
+        reason = f"{type(exc).__name__}: {exc}".splitlines()[0]  # "101" alone says nothing
+        raise WeightsError(f"{path}: not a PyTorch weights file ({reason})") from exc
     if isinstance(state, dict) and isinstance(state.get("model"), dict):
         state = state["model"]
     if not isinstance(state, dict) or not all(isinstance(k, str) for k in state):

@@ -40,7 +40,7 @@ def test_spec_is_frozen() -> None:
 
 
 def test_no_shipped_weights_says_so() -> None:
-    with pytest.raises(WeightsError, match="no shipped weights.*--weights"):
+    with pytest.raises(UsageError, match="no shipped weights.*--weights"):
         create_model("dpde-r50")
 
 
@@ -85,7 +85,7 @@ def test_pickled_objects_are_refused(tmp_path: Path) -> None:
 
     path = tmp_path / "evil.pt"
     torch.save({"model": Evil()}, path)
-    with pytest.raises(WeightsError, match="not a loadable weights file"):
+    with pytest.raises(WeightsError, match="not a PyTorch weights file"):
         create_model("dpde-tiny", weights=path)
 
 
@@ -120,45 +120,42 @@ def test_shipped_weights_are_sha256_checked(
         registry._REGISTRY.pop("dpde-tiny-shipped")
 
 
-def _run_folder(tmp_path: Path, tiny_weights: Path, index: dict) -> Path:
-    """A `dpde train` run folder holding tiny_weights as weights/<name> and an index."""
+def _run_folder(tmp_path: Path, tiny_weights: Path, config: object, folder: str) -> Path:
+    """A `dpde train` run folder holding tiny_weights in ``folder`` and a config.json."""
     import json
     import shutil
 
-    path = tmp_path / "run" / "weights" / "dpde-tiny-0123abcd.pt"
+    path = tmp_path / "run" / folder / "dpde-tiny-0123abcd.pt"
     path.parent.mkdir(parents=True)
     shutil.copy(tiny_weights, path)
-    (tmp_path / "run" / "weights.json").write_text(json.dumps(index))
+    text = config if isinstance(config, str) else json.dumps(config)
+    (tmp_path / "run" / "config.json").write_text(text)
     return path
 
 
+@pytest.mark.parametrize("folder", ["weights", "checkpoints"])
 def test_a_run_s_weights_run_at_the_size_the_run_trained_at(
-    tiny_weights: Path, tmp_path: Path
+    tiny_weights: Path, tmp_path: Path, folder: str
 ) -> None:
-    entry = {"file": "weights/dpde-tiny-0123abcd.pt", "sha256": "0123abcd"}
-    index = {"model": "dpde-tiny", "input_size": [96, 128], "best": entry, "last": entry}
-    path = _run_folder(tmp_path, tiny_weights, index)
+    config = {"model": "dpde-tiny", "input_size": [96, 128], "stage": "all"}
+    path = _run_folder(tmp_path, tiny_weights, config, folder)
     assert create_model("dpde-tiny", weights=path).spec.input_size == (96, 128)
     assert get_entry("dpde-tiny").weights.input_size == (64, 96)  # the registry is untouched
 
 
 @pytest.mark.parametrize(
-    "index",
+    ("config", "folder"),
     [
-        {"model": "dpde-other", "input_size": [96, 128], "best": {"file": "weights/x.pt"}},
-        {"model": "dpde-tiny", "input_size": [96, 128], "best": {"file": "weights/other.pt"}},
-        "not json {",
+        ({"model": "dpde-other", "input_size": [96, 128]}, "weights"),
+        ({"model": "dpde-tiny", "input_size": [96, 128]}, "elsewhere"),
+        ("not json {", "weights"),
     ],
-    ids=["another model", "another file", "unreadable index"],
+    ids=["another model", "not a run's folder", "unreadable config"],
 )
-def test_an_index_that_does_not_list_the_file_is_ignored(
-    tiny_weights: Path, tmp_path: Path, index: object
+def test_weights_outside_a_run_of_that_model_keep_the_registry_size(
+    tiny_weights: Path, tmp_path: Path, config: object, folder: str
 ) -> None:
-    import json
-
-    path = _run_folder(tmp_path, tiny_weights, {})
-    text = index if isinstance(index, str) else json.dumps(index)
-    (tmp_path / "run" / "weights.json").write_text(text)
+    path = _run_folder(tmp_path, tiny_weights, config, folder)
     assert create_model("dpde-tiny", weights=path).spec.input_size == (64, 96)
 
 

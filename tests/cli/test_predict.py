@@ -246,9 +246,13 @@ def test_a_colour_preview_may_be_a_png(photos: Path, tiny_weights: Path, tmp_pat
 
 def test_model_without_weights_says_so(photos: Path) -> None:
     result = run("predict", str(photos / "a/one.jpg"), "--model", "dpde-r50")
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # usage: this model needs --weights
     assert "no shipped weights" in result.stderr and "--weights" in result.stderr
     assert "Traceback" not in result.output
+    text = photos / "a/one.jpg"  # a photo given as weights: one line saying what it is not
+    wrong = run("predict", str(text), "--model", "dpde-lite", "--weights", str(text))
+    assert wrong.exit_code == 1 and len(wrong.stderr.strip().splitlines()) == 1
+    assert f"{text}: not a PyTorch weights file (UnpicklingError:" in wrong.stderr
 
 
 def test_models_command_lists_parameters() -> None:
