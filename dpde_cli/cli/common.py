@@ -81,10 +81,14 @@ PrecisionOption = Annotated[
 ]
 
 
-def global_options(ctx: typer.Context) -> GlobalOptions:
-    """The root callback's options (defaults when a command runs on its own)."""
+def global_options(ctx: typer.Context, quiet: bool = False) -> GlobalOptions:
+    """The root callback's options (defaults when a command runs on its own), with a
+    command's own ``--quiet`` added to the root's."""
+    import dataclasses
+
     root = ctx.find_root()
-    return root.obj if isinstance(root.obj, GlobalOptions) else GlobalOptions()
+    opts = root.obj if isinstance(root.obj, GlobalOptions) else GlobalOptions()
+    return dataclasses.replace(opts, quiet=opts.quiet or quiet)
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:

@@ -15,6 +15,7 @@ from dpde_cli.cli.common import (
     InputSizeOption,
     ModelOption,
     PrecisionOption,
+    QuietOption,
     WeightsOption,
     build_predictor,
     err_console,
@@ -154,6 +155,7 @@ def pointcloud(
     weights: WeightsOption = None,
     device: DeviceOption = None,
     precision: PrecisionOption = "auto",
+    quiet: QuietOption = False,
     input_size: InputSizeOption = None,
     batch_size: Annotated[int, typer.Option("--batch-size", "-b", min=1)] = 4,
     fuse: Annotated[
@@ -189,7 +191,7 @@ def pointcloud(
     from dpde_cli.geometry import read_intrinsics_file, resolve_intrinsics
     from dpde_cli.inputs import expand_inputs
 
-    opts = global_options(ctx)
+    opts = global_options(ctx, quiet)
     if ply is not None:
         if output is not None:
             raise UsageError("give -o or --ply, not both")

@@ -13,6 +13,7 @@ from dpde_cli.cli.common import (
     InputSizeOption,
     ModelOption,
     PrecisionOption,
+    QuietOption,
     WeightsOption,
     build_predictor,
     global_options,
@@ -53,6 +54,7 @@ def predict(
     weights: WeightsOption = None,
     device: DeviceOption = None,
     precision: PrecisionOption = "auto",
+    quiet: QuietOption = False,
     input_size: InputSizeOption = None,
     batch_size: Annotated[int, typer.Option("--batch-size", "-b", min=1)] = 4,
     recursive: Annotated[
@@ -100,7 +102,7 @@ def predict(
     from dpde_cli.inputs import expand_inputs
     from dpde_cli.io import check_colormap, check_depth_range
 
-    opts = global_options(ctx)
+    opts = global_options(ctx, quiet)
     items = expand_inputs(inputs, recursive=recursive)
     single_file = single_output(output, len(items))
     # depth_format checks an explicit --format, and reads -o's extension for one file.

@@ -164,6 +164,8 @@ def test_existing_outputs_are_skipped_without_overwrite(
     assert result.exit_code == 0 and result.stdout == ""
     assert "1 of 1 input(s) skipped" in result.stderr and "--overwrite" in result.stderr
     assert out.stat().st_mtime_ns == before
+    quiet = run(*args, "-q")  # the command's own --quiet, as the root's
+    assert quiet.exit_code == 0 and quiet.stderr == ""
     assert run(*args, "--overwrite").exit_code == 0
     assert out.stat().st_mtime_ns != before
 
