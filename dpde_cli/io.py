@@ -256,7 +256,7 @@ def write_depth(
         elif fmt == "pfm":
             tmp.write_bytes(_pfm_bytes(depth))
         elif fmt == "png16":
-            _save_pil(_to_png16(depth), tmp, "PNG")
+            _save_pil(_to_png16(depth, path), tmp, "PNG")
         elif fmt == "tiff":
             _save_pil(depth, tmp, "TIFF")
         else:
@@ -265,9 +265,21 @@ def write_depth(
     return Path(path)
 
 
-def _to_png16(depth: np.ndarray) -> np.ndarray:
-    """Metres -> uint16 millimetres, 0 for missing, saturating at 65.535 m."""
+PNG16_MAX_M = 65.535
+"""The farthest depth a 16-bit PNG in millimetres holds."""
+
+
+def _to_png16(depth: np.ndarray, path: str | Path) -> np.ndarray:
+    """Metres -> uint16 millimetres, 0 for missing; an InputError for depth past 65.535 m
+    (clipping it would put far points at the wrong place without a word)."""
     mm = np.nan_to_num(depth, nan=0.0, posinf=0.0, neginf=0.0) * 1000.0
+    far = float(mm.max(initial=0.0)) / 1000.0
+    if far > PNG16_MAX_M + 0.0005:
+        raise InputError(
+            path,
+            f"depth reaches {far:.1f} m, past the {PNG16_MAX_M} m a 16-bit PNG holds in "
+            "millimetres; write .npy, .tiff or .pfm",
+        )
     return np.clip(np.rint(mm), 0, 65535).astype(np.uint16)
 
 

@@ -40,9 +40,12 @@ def test_png16_is_millimetres(depth: np.ndarray, tmp_path: Path) -> None:
     assert raw[0, 0] == round(depth[0, 0] * 1000)
 
 
-def test_png16_saturates_instead_of_wrapping(tmp_path: Path) -> None:
-    path = write_depth(tmp_path / "far.png", np.full((2, 2), 80.0, np.float32))
+def test_png16_refuses_depth_it_cannot_hold_and_writes_nothing(tmp_path: Path) -> None:
+    path = write_depth(tmp_path / "edge.png", np.full((2, 2), 65.535, np.float32))
     assert np.asarray(Image.open(path)).max() == 65535
+    with pytest.raises(InputError, match=r"far.png: depth reaches 80.0 m, past the 65.535 m"):
+        write_depth(tmp_path / "far.png", np.full((2, 2), 80.0, np.float32))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["edge.png"]
 
 
 def test_pfm_is_bottom_up_little_endian(tmp_path: Path) -> None:

@@ -12,9 +12,11 @@ from dpde_cli.cli.common import (
     InputSizeOption,
     ModelOption,
     PrecisionOption,
+    QuietOption,
     WeightsOption,
     build_predictor,
     emit_json,
+    err_console,
     global_options,
     handle_errors,
 )
@@ -63,6 +65,7 @@ def fuse(
     weights: WeightsOption = None,
     device: DeviceOption = None,
     precision: PrecisionOption = "auto",
+    quiet: QuietOption = False,
     input_size: InputSizeOption = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="A JSON record on stdout.")] = False,
@@ -90,11 +93,20 @@ def fuse(
             "give either gradients (--gx and --gy, or --gradients) with a depth "
             "map, or --depth with a photo"
         )
+    if gradients is not None and (gx is not None or gy is not None):
+        raise UsageError("give --gradients or --gx and --gy, not both")
     if from_files and gradients is None and (gx is None or gy is None):
         raise UsageError("--gx and --gy go together")
     fmt = depth_format(output, fmt)
-    if output.exists() and not overwrite:
-        raise InputError(output, "exists (use --overwrite)")
+    if output.exists() and not overwrite:  # as a batch command would: skipped, not failed
+        if not global_options(ctx, quiet).quiet:
+            err_console.print(
+                f"dpde: skipped: {output} exists; --overwrite redoes it",
+                markup=False,
+                highlight=False,
+                soft_wrap=True,
+            )
+        return
     config = FusionConfig(
         omega=omega,
         eps=eps,
@@ -112,7 +124,7 @@ def fuse(
 
         image = read_image(source)
         _check_aspect(source, image.shape[:2], depth_path, estimate.shape)
-        opts = global_options(ctx)
+        opts = global_options(ctx, quiet)
         predictor, _ = build_predictor(
             model, weights, device or opts.device, precision, None, input_size
         )

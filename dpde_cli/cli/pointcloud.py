@@ -215,6 +215,7 @@ def pointcloud(
         )
     single = single_output(output, len(items))
     suffix = _cloud_suffix(output, fmt, single)
+    normals = normals or suffix == ".xyzn"  # the format is points and normals
     config = _config(min_depth, max_depth, keep_edges, edge_threshold, voxel_size, normals, frame)
     options = {"fx": fx, "fy": fy, "cx": cx, "cy": cy, "file": intrinsics, "fov": fov}
     try:  # check the options and file once, before any work

@@ -110,6 +110,29 @@ def test_usage_errors(scene: dict[str, Path], tmp_path: Path) -> None:
     assert only_gx.exit_code == 2
     neither = run(str(scene["noisy"]), "-o", str(tmp_path / "a.png"))
     assert neither.exit_code == 2
+    gx_gy = ["--gx", str(scene["gx"]), "--gy", str(scene["gy"])]
+    both = run(str(scene["noisy"]), *gx_gy, "--gradients", str(scene["both"]), "-o", "b.png")
+    assert both.exit_code == 2 and "not both" in both.stderr
+
+
+def test_existing_output_is_skipped_and_kept(scene: dict[str, Path], tmp_path: Path) -> None:
+    out = tmp_path / "fused.npy"
+    args = [str(scene["noisy"]), "--gradients", str(scene["both"]), "-o", str(out)]
+    assert run(*args).exit_code == 0
+    before = out.stat().st_mtime_ns
+    again = run(*args)
+    assert again.exit_code == 0 and f"skipped: {out} exists" in again.stderr
+    assert out.stat().st_mtime_ns == before
+    assert run(*args, "-q").stderr == ""
+
+
+def test_depth_past_what_png16_holds_is_an_error(scene: dict[str, Path], tmp_path: Path) -> None:
+    far = tmp_path / "far.npy"
+    np.save(far, np.full((48, 64), 90.0, np.float32))
+    out = tmp_path / "far.png"
+    result = run(str(far), "--gradients", str(scene["both"]), "--omega", "0", "-o", str(out))
+    assert result.exit_code == 1 and "past the 65.535 m" in result.stderr
+    assert not out.exists() and len(result.stderr.strip().splitlines()) == 1
 
 
 def test_photo_and_depth_uses_the_gradient_network(

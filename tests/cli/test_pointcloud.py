@@ -144,6 +144,15 @@ def test_depth_smaller_than_image_rescales_intrinsics(planes, tmp_path: Path) ->
     assert record["intrinsics_source"] == "file" and record["shape"] == [24, 32]
 
 
+def test_xyzn_estimates_the_normals_it_holds(planes, tmp_path: Path) -> None:
+    _photo, depth = planes
+    out = tmp_path / "c.xyzn"
+    result = run("--depth", str(depth), "-o", str(out), "--fov", "60")  # no --normals
+    assert result.exit_code == 0, result.output
+    normals = np.loadtxt(out)[:, 3:]
+    assert normals.shape[1] == 3 and np.allclose(np.linalg.norm(normals, axis=1), 1, atol=1e-3)
+
+
 def test_depth_alone_and_depth_directory(planes, photos: Path, tmp_path: Path) -> None:
     _photo, depth = planes
     result = run("--depth", str(depth), "-o", str(tmp_path / "bare.pts"), "--fov", "90")
