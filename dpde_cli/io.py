@@ -115,6 +115,8 @@ def _to_rgb8(image) -> np.ndarray:
     if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         array = np.asarray(image, dtype=np.float64)
         top = 65535.0 if image.mode.startswith("I;16") or array.max() > 255 else 255.0
+        if image.mode == "F" and np.nanmax(array, initial=0.0) <= 1.0:
+            top = 1.0  # a float image in [0, 1], as HDR and scientific tools write them
         gray = np.clip(array / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
         return np.repeat(gray[..., None], 3, axis=2)
     if image.mode == "P":

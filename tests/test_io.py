@@ -166,6 +166,13 @@ def test_truncated_and_missing(tmp_path: Path) -> None:
         read_image(tmp_path)
 
 
+def test_a_float_image_in_0_1_is_read_as_0_1(tmp_path: Path) -> None:
+    ramp = np.linspace(0.0, 1.0, 16, dtype=np.float32)[None].repeat(4, axis=0)
+    path = _save(Image.fromarray(ramp, mode="F"), tmp_path / "float.tiff")
+    rgb = read_image(path)
+    assert rgb[0, 0, 0] == 0 and rgb[0, -1, 0] == 255 and rgb[0, 8, 0] in (135, 136)
+
+
 def test_decompression_bomb_is_refused(tmp_path: Path) -> None:
     path = _save(Image.new("L", (300, 300)), tmp_path / "big.png")
     with pytest.raises(InputError, match=r"too large \(300x300 = 0.09 MP; the limit is 0.01 MP"):

@@ -12,12 +12,20 @@ from dpde_cli.cli.common import emit_json, handle_errors
 @handle_errors
 def models(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON record per model.")] = False,
-    pattern: Annotated[str, typer.Argument(help="Glob pattern on the names.")] = "*",
+    pattern: Annotated[
+        str, typer.Argument(help="Glob pattern on the names; a plain word matches a part.")
+    ] = "*",
 ) -> None:
-    """List the registered models: weights, input size, parameters, metrics."""
+    """List the registered models: weights, input size, parameters (metrics in --json)."""
+    from dpde_cli.errors import UsageError
     from dpde_cli.models_info import describe_models
+    from dpde_cli.registry import list_models
 
+    if not set("*?[") & set(pattern):
+        pattern = f"*{pattern}*"  # `dpde models lite`
     records = describe_models(pattern)
+    if not records:
+        raise UsageError(f"no model matches {pattern!r}; models: {', '.join(list_models())}")
     if as_json:
         for record in records:
             emit_json(record)
@@ -31,6 +39,8 @@ def models(
     for r in records:
         params = f"{r['params_global'] / 1e6:.2f} M + {r['params_gradient'] / 1e6:.3f} M"
         weights = r["weights_file"] or "none shipped (use --weights)"
+        if r["weights_file"] and not r["weights_present"]:
+            weights += " (missing)"
         trained_on = r["training_data"].split(":")[0]  # the full text is in --json
         table.add_row(r["name"], params, "x".join(map(str, r["input_size"])), weights, trained_on)
     Console().print(table)

@@ -415,7 +415,8 @@ def _warn_default(path: Path, camera, more: bool) -> None:
     hfov = camera.fov_degrees()[0]
     err_console.print(
         f"dpde: warning: {path}: no camera intrinsics (no --fx/--intrinsics, no EXIF focal "
-        f"length, no --fov); assuming the NYUv2 Kinect camera scaled to the image (fx "
+        f"length in 35 mm terms or with the sensor's resolution, no --fov); assuming the "
+        f"NYUv2 Kinect camera scaled to the image (fx "
         f"{camera.fx:.1f} px at {camera.width}x{camera.height}, {hfov:.0f} degrees across): "
         "the cloud's proportions may be off"
         + (" (other inputs without intrinsics are not named)" if more else ""),

@@ -268,6 +268,13 @@ def test_models_command_lists_parameters() -> None:
     )
 
 
+def test_models_pattern_matches_parts_of_names_and_nothing_is_an_error() -> None:
+    lite = runner.invoke(app, ["models", "lite", "--json"])
+    assert [json.loads(line)["name"] for line in lite.stdout.splitlines()] == ["dpde-lite"]
+    none = runner.invoke(app, ["models", "xyz"])
+    assert none.exit_code == 2 and "no model matches" in none.stderr and "dpde-lite" in none.stderr
+
+
 def test_fusion_is_on_by_default_and_unfused_is_kept(
     photos: Path, tiny_weights: Path, tmp_path: Path
 ) -> None:
