@@ -70,7 +70,7 @@ def fuse(
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="A JSON record on stdout.")] = False,
 ) -> None:
-    """Fuse a depth map with depth gradients (DPDE Eq. 5-6): sharper detail, holes filled.
+    """Fuse a depth map with depth gradients (IRLS): sharper detail, holes filled.
 
     Works on any depth map: DPDE's, another model's, or a sensor's with holes (0 or NaN).
 
