@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dpde_cli.errors import UsageError
 from dpde_cli.metrics import MetricAccumulator, prepare_eval
 
 if TYPE_CHECKING:
@@ -43,6 +44,37 @@ class Baseline:
     oracle_scale: bool = False
 
 
+def constant_baselines(depth: float, alignment: str) -> list[Baseline]:
+    """The constant-depth rows for a protocol: the constant and its GT-median oracle.
+
+    Under an alignment both come out as the same aligned constant (the GT's median or
+    mean per image), so there is one row, labelled as aligned rather than by a depth it
+    no longer has.
+    """
+    if alignment != "none":
+        return [Baseline(f"constant depth, {alignment}-aligned", depth)]
+    return [
+        Baseline(f"constant {depth:g} m", depth),
+        Baseline("constant x GT median (oracle)", depth, oracle_scale=True),
+    ]
+
+
+def check_protocol(dataset: Dataset, protocol: EvalProtocol) -> None:
+    """Refuse metric scoring (no alignment) of a dataset whose ground truth has no scale.
+
+    Raises:
+        UsageError: alignment "none" on relative ground truth (e.g. Middlebury's
+            1 / disparity without a focal length and baseline).
+    """
+    from dpde_cli.data import ground_truth, metric_depth
+
+    if protocol.alignment == "none" and not metric_depth(dataset):
+        raise UsageError(
+            f"--align none scores metric depth, but the ground truth is "
+            f"{ground_truth(dataset) or 'relative depth'}; use --align median or lstsq"
+        )
+
+
 @dataclass
 class EvalResult:
     """What `evaluate` measured.
@@ -52,8 +84,11 @@ class EvalResult:
         records: row label -> per-image metric dicts.
         n_images: images evaluated (with at least one valid pixel).
         skipped: names of images without a valid ground-truth pixel.
-        protocol: the protocol's one-line description.
+        protocol: the protocol's one-line description, starting with the ground truth
+            where the dataset names it.
         seconds_per_image: wall time per image for the model (network + fusion).
+        ground_truth: what the ground truth is (e.g. NYUv2 filled or raw depth), where the
+            dataset says; None where it does not.
     """
 
     variants: dict[str, dict[str, float]]
@@ -62,6 +97,7 @@ class EvalResult:
     skipped: list[str]
     protocol: str
     seconds_per_image: float
+    ground_truth: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -96,9 +132,14 @@ def evaluate(
 
     Returns:
         An EvalResult with one row per variant.
-    """
-    import torch
 
+    Raises:
+        UsageError: a protocol the data cannot support (``check_protocol``).
+        DataError: a bad sample (its one-line message), from any worker.
+    """
+    from dpde_cli.data import ground_truth, loader_interrupts
+
+    check_protocol(dataset, protocol)
     fused_on = predictor.fusion is not None
     rows = [FUSED if fused_on else UNFUSED]
     if ablation and fused_on:
@@ -107,36 +148,57 @@ def evaluate(
     accumulators = {row: MetricAccumulator(protocol.averaging, extra=extra_metrics) for row in rows}
     model_seconds = 0.0
     done = 0
-    for batch in _batches(dataset, batch_size, workers, limit):
-        start = time.perf_counter()
-        out = predictor.predict_tensor(batch["image"], flip=protocol.flip_tta)
-        if predictor.device.type == "cuda":
-            torch.cuda.synchronize()
-        model_seconds += time.perf_counter() - start
-        gt = batch["depth"].to(out.depth.device)
-        valid = batch["valid"].to(out.depth.device)
-        predictions = {rows[0]: out.depth}
-        if UNFUSED in rows and fused_on:
-            predictions[UNFUSED] = out.depth_unfused
-        for baseline in baselines:
-            predictions[baseline.name] = _baseline_depth(baseline, gt, valid, protocol)
-        for row, pred in predictions.items():
-            pred, target, mask = prepare_eval(pred, gt, valid, protocol)
-            accumulators[row].update(pred.cpu(), target.cpu(), mask.cpu(), batch["name"])
-        if save_predictions is not None:
-            _save(save_predictions, batch["name"], out.depth)
-        done += len(batch["name"])
-        if on_progress is not None:
-            on_progress(done)
+    with loader_interrupts():
+        for batch in _batches(dataset, batch_size, workers, limit):
+            model_seconds += _evaluate_batch(
+                predictor, batch, protocol, rows, accumulators, baselines, save_predictions
+            )
+            done += len(batch["name"])
+            if on_progress is not None:
+                on_progress(done)
     first = accumulators[rows[0]]
+    truth = ground_truth(dataset)
     return EvalResult(
         variants={row: acc.compute() for row, acc in accumulators.items()},
         records={row: acc.records for row, acc in accumulators.items()},
         n_images=first.n_images,
         skipped=first.skipped,
-        protocol=protocol.describe(),
+        protocol=f"ground truth {truth}; {protocol.describe()}" if truth else protocol.describe(),
         seconds_per_image=model_seconds / max(done, 1),
+        ground_truth=truth,
     )
+
+
+def _evaluate_batch(
+    predictor: Predictor,
+    batch: dict[str, Any],
+    protocol: EvalProtocol,
+    rows: list[str],
+    accumulators: dict[str, MetricAccumulator],
+    baselines: Sequence[Baseline],
+    save_predictions: Path | None,
+) -> float:
+    """Predict one batch and add every row's metrics; returns the model's seconds."""
+    import torch
+
+    start = time.perf_counter()
+    out = predictor.predict_tensor(batch["image"], flip=protocol.flip_tta)
+    if predictor.device.type == "cuda":
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - start
+    gt = batch["depth"].to(out.depth.device)
+    valid = batch["valid"].to(out.depth.device)
+    predictions = {rows[0]: out.depth}
+    if UNFUSED in rows and predictor.fusion is not None:
+        predictions[UNFUSED] = out.depth_unfused
+    for baseline in baselines:
+        predictions[baseline.name] = _baseline_depth(baseline, gt, valid, protocol)
+    for row, pred in predictions.items():
+        pred, target, mask = prepare_eval(pred, gt, valid, protocol)
+        accumulators[row].update(pred.cpu(), target.cpu(), mask.cpu(), batch["name"])
+    if save_predictions is not None:
+        _save(save_predictions, batch["name"], out.depth)
+    return seconds
 
 
 def _baseline_depth(
@@ -156,13 +218,26 @@ def _baseline_depth(
 def _batches(
     dataset: Dataset, batch_size: int, workers: int, limit: int | None
 ) -> Iterator[dict[str, Any]]:
-    """Samples grouped into batches of one image size, in dataset order."""
+    """Samples grouped into batches of one image size, in dataset order.
+
+    A bad sample is a one-line DataError however many workers read (``LoaderSafe``), and
+    the workers leave Ctrl-C to this process (``worker_init``).
+    """
     import torch
     from torch.utils.data import DataLoader, Subset
 
+    from dpde_cli.data import LoaderSafe, worker_init
+
+    dataset = LoaderSafe(dataset)
     if limit is not None:
         dataset = Subset(dataset, range(min(limit, len(dataset))))
-    loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers, collate_fn=list)
+    loader = DataLoader(
+        dataset,
+        batch_size=batch_size,
+        num_workers=workers,
+        collate_fn=list,
+        worker_init_fn=worker_init if workers else None,
+    )
     for samples in loader:
         group: list[dict[str, Any]] = []
         for sample in samples:

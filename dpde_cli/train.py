@@ -47,6 +47,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
+from dpde_cli.data import default_workers, load_sample, loader_interrupts, worker_init
 from dpde_cli.distributed import (
     all_reduce_sum,
     barrier,
@@ -88,7 +89,8 @@ class TrainConfig:
 
     Attributes:
         dataset: nyuv2 | make3d | folder | synthetic (see ``dpde_cli.data``).
-        data_dir: the dataset's folder (not needed for synthetic).
+        data_dir: the dataset's folder, or a list of folders trained on as one set (as
+            ``dpde eval`` scores several); None for synthetic.
         dataset_options: extra keyword options of the dataset (e.g. ``{"gt": "raw"}``).
         synthetic_size: number of scenes of the synthetic set.
         model: registered model name.
@@ -113,8 +115,10 @@ class TrainConfig:
         appearance: photometric augmentation, "standard" (the colour jitter) or "strong"
             (wide jitter, colour cast, greyscale, blur, noise, JPEG: for rendered data).
         val_fraction: share of the training images held out for validation (0: none).
-        val_split: validate on this split of the dataset instead (e.g. "test").
-        workers: DataLoader worker processes (persistent, seeded).
+        val_split: validate on this split of the dataset instead (e.g. "test"); not the
+            split training uses, and not for a folder (it has one split).
+        workers: DataLoader worker processes (persistent, seeded); default min(4, the
+            CPUs this process may use).
         seed: seed of weights init, sample order, augmentations and dropout.
         device: auto | cpu | cuda | cuda:N | mps (cuda:LOCAL_RANK under torchrun).
         amp: mixed precision (CUDA only; bf16 where supported, else fp16 + GradScaler).
@@ -131,7 +135,7 @@ class TrainConfig:
     """
 
     dataset: str = "nyuv2"
-    data_dir: str | None = None
+    data_dir: str | list[str] | None = None
     dataset_options: dict[str, Any] = field(default_factory=dict)
     synthetic_size: int = 1000
     model: str = "dpde-r50"
@@ -153,7 +157,7 @@ class TrainConfig:
     appearance: str = "standard"
     val_fraction: float = 0.05
     val_split: str | None = None
-    workers: int = 4
+    workers: int = field(default_factory=default_workers)
     seed: int = 0
     device: str = "auto"
     amp: bool = True
@@ -205,6 +209,12 @@ class TrainConfig:
             raise UsageError(f"workers must be >= 0, got {self.workers}")
         if self.input_size is not None:
             check_input_size(self.input_size)
+        if isinstance(self.data_dir, list) and not self.data_dir:
+            raise UsageError("data_dir is an empty list; give at least one folder")
+
+    def data_dirs(self) -> list[str | None]:
+        """The data folders as a list (one, several, or [None] for synthetic)."""
+        return list(self.data_dir) if isinstance(self.data_dir, list) else [self.data_dir]
 
     def stages(self) -> tuple[str, ...]:
         """The stages this config runs, in order."""
@@ -259,6 +269,10 @@ class TrainCallbacks:
     def on_epoch(self, record: dict[str, Any]) -> None:
         """After each epoch's validation, export and checkpoint."""
 
+    def on_checkpoint(self, path: Path, stage: str, step: int) -> None:
+        """checkpoints/last.pt was written (or, on resume, read): a resume continues from
+        ``step`` steps into ``stage``; steps after it would be redone."""
+
     def on_message(self, message: str) -> None:
         """A note for the user."""
 
@@ -308,26 +322,13 @@ class EpochSampler(DistributedSampler):
         return max(0, self.num_samples - self.skip)
 
 
-class _DataError(DpdeError):
-    """A dataset error raised in a DataLoader worker, re-raised in the main process.
-
-    DataLoader re-creates the exception from its text (traceback included); this keeps the
-    one-line message only.
-    """
-
-    def __init__(self, message: str) -> None:
-        marker = f"{type(self).__name__}: "
-        if "Original Traceback" in message and marker in message:
-            message = message.rsplit(marker, 1)[1].strip()
-        super().__init__(message)
-
-
 class TrainingView(Dataset):
     """Selected items of a dataset with a transform, as the tensors a train step needs.
 
     Keys are an index, or ``(epoch, index)`` from EpochSampler; a random transform draws
     from a generator seeded by (seed, epoch, dataset index), so a sample is augmented the
-    same way in any worker, after any resume.
+    same way in any worker, after any resume. A bad item is a one-line DataError in any
+    worker (``dpde_cli.data.load_sample``).
 
     Args:
         base: a dataset yielding dpde sample dicts.
@@ -350,10 +351,7 @@ class TrainingView(Dataset):
 
         epoch, position = key if isinstance(key, tuple) else (0, key)
         index = self.indices[position]
-        try:
-            sample = self.base[index]
-        except DpdeError as exc:
-            raise _DataError(str(exc)) from None
+        sample = load_sample(self.base, index)
         sample = self.transform(sample, sample_generator(self.seed, epoch, index))
         return {
             "image": sample["image"].float(),
@@ -363,7 +361,9 @@ class TrainingView(Dataset):
 
 
 def _seed_worker(worker_id: int) -> None:
-    """Seed python and numpy in a DataLoader worker from its torch seed."""
+    """Seed python and numpy in a DataLoader worker from its torch seed; Ctrl-C is left to
+    the main process (``dpde_cli.data.worker_init``)."""
+    worker_init(worker_id)
     seed = torch.initial_seed() % 2**32
     random.seed(seed)
     np.random.seed(seed)
@@ -386,10 +386,16 @@ def build_datasets(
 ) -> tuple[Dataset, Dataset | None]:
     """The base training set and, with ``val_split``, a separate validation set.
 
+    Several data folders are one set (``dpde_cli.data.build_datasets``), as eval has them.
+
     Returns:
         (train, val): val is None when the validation images are held out of ``train``.
+
+    Raises:
+        UsageError: a ``val_split`` that would validate on the training images.
     """
     from dpde_cli.data import build_dataset
+    from dpde_cli.data import build_datasets as combine
 
     options = dict(config.dataset_options)
     if config.dataset == "synthetic":
@@ -406,11 +412,28 @@ def build_datasets(
         val_options = {**options, "length": count, "seed": options["seed"] + options["length"]}
         return train_set, build_dataset("synthetic", None, config.val_split, **val_options)
     split = TRAIN_SPLITS.get(config.dataset, "train")
-    train_set = build_dataset(config.dataset, config.data_dir, split, **options)
+    _check_val_split(config, split)
+    train_set = combine(config.dataset, config.data_dirs(), split, options)
     val_set = None
     if config.val_split is not None:
-        val_set = build_dataset(config.dataset, config.data_dir, config.val_split, **options)
+        val_set = combine(config.dataset, config.data_dirs(), config.val_split, options)
     return train_set, val_set
+
+
+def _check_val_split(config: TrainConfig, train_split: str) -> None:
+    """Refuse a validation split that holds the training images (a folder's only one)."""
+    if config.val_split is None:
+        return
+    if config.dataset == "folder":
+        raise UsageError(
+            f"--val-split {config.val_split}: a folder has no splits, validation would "
+            "score the training images; hold images out with --val-fraction instead"
+        )
+    if config.val_split == train_split:
+        raise UsageError(
+            f"--val-split {config.val_split} is the split {config.dataset} trains on; "
+            "validate on another split or hold images out with --val-fraction"
+        )
 
 
 def holdout_split(length: int, fraction: float) -> tuple[list[int], list[int]]:
@@ -471,9 +494,16 @@ def _better(value: float, best: float | None) -> bool:
     return not math.isfinite(best) or value < best
 
 
+def _finite_or_none(value: Any) -> Any:
+    """A value for strict JSON: a NaN or infinite float becomes None (null)."""
+    return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
 def _json_line(record: dict[str, Any]) -> str:
-    """One compact JSON line (floats written exactly)."""
-    return json.dumps(record, separators=(",", ":"), allow_nan=True) + "\n"
+    """One compact JSON line, strict JSON (floats written exactly; NaN and inf, which
+    JSON has not, as null)."""
+    plain = {k: _finite_or_none(v) for k, v in record.items()}
+    return json.dumps(plain, separators=(",", ":"), allow_nan=False) + "\n"
 
 
 def _write_json(path: Path, data: Any) -> None:
@@ -755,6 +785,9 @@ class _Trainer:
             start_stage = STAGES.index(progress.stage)
             if progress.stage not in self.config.stages():
                 raise UsageError(f"checkpoint stage {progress.stage} is not in this run")
+            self.callbacks.on_checkpoint(
+                self.run_dir / CHECKPOINT_FILE, progress.stage, progress.step
+            )
         self._prepare_run_dir(resuming=self.checkpoint is not None, progress=progress)
         with _deterministic(self.config.deterministic and self.device.type == "cpu"):
             for stage in self.config.stages():
@@ -767,7 +800,9 @@ class _Trainer:
         return TrainResult(self.run_dir, self.weights_index, self.epoch_records)
 
     def close(self) -> None:
-        """Leave the process group if this run created it."""
+        """Stop the loader workers (persistent, they would idle until garbage collection)
+        and leave the process group if this run created it."""
+        self.train_loader = self.val_loader = None
         if self._owns_group:
             import torch.distributed as dist
 
@@ -987,10 +1022,11 @@ class _Trainer:
         all_reduce_sum(stacked, self.info)
         return [float(v) for v in stacked / self.info.world_size]
 
-    def _rate(self, steps: int, seconds: float) -> float:
-        """Training images per second over all ranks."""
+    def _rate(self, steps: int, seconds: float) -> float | None:
+        """Training images per second over all ranks; None when no step was timed (a
+        stage that a resume found already at its end)."""
         images = steps * self.config.batch_size * self.info.world_size
-        return round(images / seconds, 3) if seconds > 0 else float("nan")
+        return round(images / seconds, 3) if steps and seconds > 0 else None
 
     def _end_epoch(
         self, stage: str, progress: _Progress, total: int, steps: int, seconds: float
@@ -1035,11 +1071,17 @@ class _Trainer:
         record["best"] = improved
         self._export(stage, record, progress, improved)
         self._log(record)
+        loaded = None
         if progress.done and stage != self.config.stages()[-1]:
-            self._load_stage_best(stage)
+            loaded = self._load_stage_best(stage)
         self._save_checkpoint(progress)
         self.epoch_records.append(record)
         self.callbacks.on_epoch(record)
+        if loaded is not None:  # after the epoch's summary, which it concludes
+            self.callbacks.on_message(
+                f"stage {stage} done; the next stage starts from its best weights "
+                f"({loaded['metric']} {loaded['value']:.4g}, epoch {loaded['epoch']})"
+            )
 
     def _sync_buffers(self) -> None:
         """Give every rank rank 0's buffers (BN running statistics), as DDP's next forward
@@ -1131,21 +1173,19 @@ class _Trainer:
         self.weights_index["best"] = stages["best"]
         _write_json(self.run_dir / WEIGHTS_INDEX, self.weights_index)
 
-    def _load_stage_best(self, stage: str) -> None:
-        """Before the next stage: load this stage's best weights into the model (all ranks)."""
+    def _load_stage_best(self, stage: str) -> dict[str, Any] | None:
+        """Before the next stage: load this stage's best weights into the model (all ranks);
+        returns their weights-index entry (None: no best yet)."""
         barrier(self.info)
         entry = self._broadcast_index()["stages"].get(stage, {}).get("best")
         if entry is None:
-            return
+            return None
         from dpde_cli.registry import read_state_dict
 
         state = read_state_dict(self.run_dir / entry["file"])
         own = self.model.state_dict()
         self.model.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()})
-        self.callbacks.on_message(
-            f"stage {stage} done; the next stage starts from its best weights "
-            f"({entry['metric']} {entry['value']:.4g}, epoch {entry['epoch']})"
-        )
+        return entry
 
     def _broadcast_index(self) -> dict[str, Any]:
         """The weights index as rank 0 holds it (only rank 0 exports)."""
@@ -1203,6 +1243,7 @@ class _Trainer:
         with atomic_path(self.run_dir / CHECKPOINT_FILE) as tmp:
             torch.save(payload, tmp)
         self._prune_weights()
+        self.callbacks.on_checkpoint(self.run_dir / CHECKPOINT_FILE, progress.stage, progress.step)
 
     def _restore_common(self, checkpoint: dict[str, Any]) -> _Progress:
         """Model weights, weights index and progress from a checkpoint (all ranks)."""
@@ -1305,11 +1346,12 @@ def train(
     Example:
         >>> train(TrainConfig(dataset="synthetic", synthetic_size=200, epochs=2, out="runs/x"))
     """
-    trainer = _Trainer(replace(config), callbacks, train_set, val_set, checkpoint=None)
-    try:
-        return trainer.run()
-    finally:
-        trainer.close()
+    with loader_interrupts():
+        trainer = _Trainer(replace(config), callbacks, train_set, val_set, checkpoint=None)
+        try:
+            return trainer.run()
+        finally:
+            trainer.close()
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -1381,8 +1423,9 @@ def resume(
             callbacks.on_message(f"{run_dir}: the run is complete; nothing to resume")
         index = json.loads((run_dir / WEIGHTS_INDEX).read_text())
         return TrainResult(run_dir, index, [])
-    trainer = _Trainer(config, callbacks, train_set, val_set, checkpoint=checkpoint)
-    try:
-        return trainer.run()
-    finally:
-        trainer.close()
+    with loader_interrupts():
+        trainer = _Trainer(config, callbacks, train_set, val_set, checkpoint=checkpoint)
+        try:
+            return trainer.run()
+        finally:
+            trainer.close()

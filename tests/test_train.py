@@ -346,3 +346,52 @@ def test_two_process_gloo_run(tmp_path: Path) -> None:
     epochs = read_log(out, "epoch")
     best_global = min(r["val_rms"] for r in epochs if r["stage"] == "global")
     assert all(r["val_rms"] == best_global for r in epochs if r["stage"] == "gradient")
+
+
+class Events(TrainCallbacks):
+    """Records what train reports, in order."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, Any]] = []
+
+    def on_epoch(self, record: dict[str, Any]) -> None:
+        self.events.append(("epoch", (record["stage"], record["epoch"])))
+
+    def on_checkpoint(self, path: Path, stage: str, step: int) -> None:
+        self.events.append(("checkpoint", (path.name, stage, step)))
+
+    def on_message(self, message: str) -> None:
+        self.events.append(("message", message.split(";")[0]))
+
+
+def test_callbacks_report_checkpoints_and_a_stage_s_end_after_its_epoch(tmp_path: Path) -> None:
+    config = tiny_config(tmp_path / "run", stage="all", epochs=1, val_fraction=0.25)
+    events = Events()
+    train(config, events, train_set=Planes(12))  # 9 training images: 2 steps a stage
+    assert events.events[:3] == [
+        ("checkpoint", ("last.pt", "global", 2)),
+        ("epoch", ("global", 0)),
+        ("message", "stage global done"),
+    ]
+    assert events.events[-2:] == [
+        ("checkpoint", ("last.pt", "gradient", 2)),
+        ("epoch", ("gradient", 0)),
+    ]
+
+
+def test_a_resumed_stage_already_at_its_end_logs_strict_json(tmp_path: Path) -> None:
+    changes = {"stage": "global", "epochs": 2, "val_fraction": 0.25, "checkpoint_every": 1}
+    config = tiny_config(tmp_path / "run", **changes)
+    with pytest.raises(StopAt.Interrupt):  # 18 training images: 4 steps an epoch
+        train(config, StopAt("global", 3), train_set=Planes(24))
+    events = Events()
+    resume(config.out, events, overrides={"max_steps": 3}, train_set=Planes(24))
+    assert events.events[0] == ("checkpoint", ("last.pt", "global", 3))  # where it goes on
+
+    def refuse(constant: str) -> None:
+        raise ValueError(f"{constant} is not JSON")
+
+    lines = (Path(config.out) / "log.jsonl").read_text().splitlines()
+    records = [json.loads(line, parse_constant=refuse) for line in lines]
+    last = records[-1]
+    assert (last["kind"], last["step"], last["images_per_s"]) == ("epoch", 3, None)

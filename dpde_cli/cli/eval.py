@@ -16,6 +16,7 @@ from dpde_cli.cli.common import (
     InputSizeOption,
     ModelOption,
     PrecisionOption,
+    QuietOption,
     WeightsOption,
     build_predictor,
     err_console,
@@ -67,11 +68,14 @@ def eval_command(
         list[Path] | None,
         typer.Option(
             "--data-dir",
-            help="The dataset's folder; repeat it to evaluate several "
-            "folders as one set (names get the folder as prefix).",
+            help="The dataset's folder; repeat it to evaluate several folders as one set "
+            "(names get the shortest path tail that tells the folders apart as prefix).",
         ),
     ] = None,
-    split: Annotated[str, typer.Option(help="test | train | all (folder).")] = "test",
+    split: Annotated[
+        str | None,
+        typer.Option(help="test | train | all, as the dataset has (default test; folder: all)."),
+    ] = None,
     model: ModelOption = "dpde-lite",
     weights: WeightsOption = None,
     device: DeviceOption = None,
@@ -109,12 +113,15 @@ def eval_command(
     ] = None,
     limit: Annotated[int | None, typer.Option(min=1, help="Only the first N images.")] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", "-b", min=1)] = 4,
-    workers: Annotated[int, typer.Option(min=0, help="DataLoader workers.")] = 2,
+    workers: Annotated[
+        int | None, typer.Option(min=0, help="DataLoader workers (default: min(4, CPUs)).")
+    ] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write results as JSON.")] = None,
     csv_out: Annotated[Path | None, typer.Option("--csv", help="Write results as CSV.")] = None,
     save_predictions: Annotated[
         Path | None, typer.Option(help="Write each prediction as a 16-bit PNG (mm) here.")
     ] = None,
+    quiet: QuietOption = False,
 ) -> None:
     """Evaluate a model on NYUv2, Make3D, Middlebury or an RGB-D folder.
 
@@ -124,13 +131,15 @@ def eval_command(
 
         dpde eval --dataset folder --data-dir captures/ --align median --limit 20
     """
-    from dpde_cli.data import build_datasets
-    from dpde_cli.evaluate import Baseline, evaluate
+    from dpde_cli.data import DEFAULT_SPLITS, build_datasets, default_workers
+    from dpde_cli.evaluate import check_protocol, constant_baselines, evaluate
     from dpde_cli.io import write_text
     from dpde_cli.metrics import default_protocol
 
     opts = global_options(ctx)
+    quiet = quiet or opts.quiet
     name = dataset.value
+    split = split or DEFAULT_SPLITS[name]
     overrides: dict[str, Any] = {
         key: value
         for key, value in (
@@ -149,26 +158,24 @@ def eval_command(
     if depth_scale is not None:
         options["depth_scale"] = depth_scale
     data = build_datasets(name, data_dir or [None], split, options)
+    check_protocol(data, protocol)
     if ablation and not fuse:
         raise UsageError("--ablation compares fusion on and off; drop --no-fuse")
     baselines = []
     if constant_baseline is not None:
-        baselines = [
-            Baseline(f"constant {constant_baseline:g} m", constant_baseline),
-            Baseline("constant x GT median (oracle)", constant_baseline, oracle_scale=True),
-        ]
+        baselines = constant_baselines(constant_baseline, protocol.alignment)
     predictor, _spec = build_predictor(
         model, weights, device or opts.device, precision, 10.0 if fuse else None, input_size
     )
     total = min(limit or len(data), len(data))
-    with make_progress(show_progress(opts.quiet)) as progress:
+    with make_progress(show_progress(quiet)) as progress:
         task = progress.add_task(f"eval {name}", total=total)
         result = evaluate(
             predictor,
             data,
             protocol,
             batch_size=batch_size,
-            workers=workers,
+            workers=default_workers() if workers is None else workers,
             limit=limit,
             extra_metrics=tuple(metrics or ()),
             ablation=ablation,
@@ -184,6 +191,7 @@ def eval_command(
         "weights": weights or "shipped",
         "input_size": list(predictor.spec.input_size),
         "fusion": fuse,
+        "ground_truth": result.ground_truth,
         "protocol": result.protocol,
         "images": result.n_images,
         "skipped": result.skipped,

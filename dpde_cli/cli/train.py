@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shlex
+from collections.abc import Iterator
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
@@ -13,7 +16,9 @@ import typer
 from dpde_cli.cli.common import (
     DeviceOption,
     ModelOption,
+    QuietOption,
     err_console,
+    fail,
     global_options,
     handle_errors,
     make_progress,
@@ -78,7 +83,12 @@ def train(
         Dataset, typer.Option("--dataset", case_sensitive=False, help="Training data.")
     ] = Dataset.nyuv2,
     data_dir: Annotated[
-        Path | None, typer.Option("--data-dir", help="The dataset's folder (not for synthetic).")
+        list[Path] | None,
+        typer.Option(
+            "--data-dir",
+            help="The dataset's folder (not for synthetic); repeat it to train on several "
+            "folders as one set.",
+        ),
     ] = None,
     model: ModelOption = "dpde-r50",
     stage: Annotated[
@@ -164,7 +174,10 @@ def train(
     ] = None,
     device: DeviceOption = None,
     seed: Annotated[int, typer.Option(help="Seed of init, order, augmentation.")] = 0,
-    workers: Annotated[int, typer.Option("--workers", "-j", min=0, help="Loader workers.")] = 4,
+    workers: Annotated[
+        int | None,
+        typer.Option("--workers", "-j", min=0, help="Loader workers (default: min(4, CPUs))."),
+    ] = None,
     pretrained: Annotated[
         bool,
         typer.Option("--pretrained/--no-pretrained", help="ImageNet-initialised encoder."),
@@ -202,6 +215,7 @@ def train(
     as_json: Annotated[
         bool, typer.Option("--json", help="The weights index as JSON on stdout.")
     ] = False,
+    quiet: QuietOption = False,
 ) -> None:
     """Train a model with the paper's recipe (SGD, BerHu + FSIM, then the gradient net).
 
@@ -219,14 +233,18 @@ def train(
         dpde train --dataset synthetic --synthetic-size 200 --model dpde-lite --epochs 2
     """
     from dpde_cli import train as training
+    from dpde_cli.data import default_workers
 
     opts = global_options(ctx)
     main = int(os.environ.get("RANK", "0")) == 0
-    quiet = opts.quiet or not main
+    quiet = quiet or opts.quiet or not main
     callbacks = _Reporter(show_progress(quiet or as_json), quiet)
     if resume_dir is not None:
         _check_resume_options(ctx)
-    with callbacks:
+    else:
+        _check_data_options(ctx, dataset, data_dir or [], dataset_option or [])
+    run_dir = resume_dir if resume_dir is not None else out
+    with _interrupts(callbacks, run_dir, main), callbacks:
         if resume_dir is not None:
             overrides = {
                 field: ctx.params[name] if name != "device" else (device or opts.device)
@@ -237,7 +255,7 @@ def train(
         else:
             config = training.TrainConfig(
                 dataset=dataset.value,
-                data_dir=str(data_dir) if data_dir is not None else None,
+                data_dir=_data_dir_field(data_dir or []),
                 dataset_options=_parse_options(dataset_option or []),
                 synthetic_size=synthetic_size,
                 model=model,
@@ -259,7 +277,7 @@ def train(
                 appearance=appearance.value,
                 val_fraction=val_fraction,
                 val_split=val_split,
-                workers=workers,
+                workers=default_workers() if workers is None else workers,
                 seed=seed,
                 device=device or opts.device,
                 amp=amp,
@@ -288,7 +306,7 @@ def train(
 
 def _check_resume_options(ctx: typer.Context) -> None:
     """Refuse options that --resume would ignore (the run keeps its saved config)."""
-    allowed = {*_RESUME_OPTIONS, "resume_dir", "as_json"}
+    allowed = {*_RESUME_OPTIONS, "resume_dir", "as_json", "quiet"}
     ignored = sorted(
         "--" + name.replace("_", "-")
         for name in ctx.params
@@ -300,6 +318,38 @@ def _check_resume_options(ctx: typer.Context) -> None:
             "cannot change (only --epochs, --max-steps, --workers, --device, "
             "--checkpoint-every, --log-every)"
         )
+
+
+def _check_data_options(
+    ctx: typer.Context, dataset: Dataset, data_dir: list[Path], dataset_option: list[str]
+) -> None:
+    """Refuse data options that would be silently ignored or overridden."""
+    if dataset is Dataset.synthetic and data_dir:
+        raise UsageError("synthetic scenes are rendered, not read from a folder: drop --data-dir")
+    if _given(ctx, "synthetic_size") and "length" in _parse_options(dataset_option):
+        raise UsageError(
+            "--dataset-option length=N and --synthetic-size both set the number of "
+            "scenes; give one (--synthetic-size)"
+        )
+
+
+def _data_dir_field(data_dir: list[Path]) -> str | list[str] | None:
+    """TrainConfig.data_dir: None, one folder, or a list of folders trained on as one set."""
+    if not data_dir:
+        return None
+    return str(data_dir[0]) if len(data_dir) == 1 else [str(d) for d in data_dir]
+
+
+@contextlib.contextmanager
+def _interrupts(reporter: _Reporter, run_dir: Path, main: bool) -> Iterator[None]:
+    """Ctrl-C: exit 130 saying what a resume continues from (rank 0; the other ranks
+    keep the plain message of handle_errors)."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        if not main:
+            raise
+        raise fail(reporter.interrupted_message(run_dir), 130) from None
 
 
 def _given(ctx: typer.Context, name: str) -> bool:
@@ -335,6 +385,21 @@ class _Reporter:
         self.progress = make_progress(progress_enabled)
         self.quiet = quiet
         self.task = None
+        self.checkpoint: tuple[Path, str, int] | None = None
+
+    def interrupted_message(self, run_dir: Path) -> str:
+        """What an interrupted run leaves: where its last checkpoint is and how to go on."""
+        if self.checkpoint is None:
+            return (
+                f"interrupted before the first checkpoint; {run_dir} holds nothing to "
+                "resume, start the run again"
+            )
+        path, stage, step = self.checkpoint
+        return (
+            f"interrupted; the last checkpoint, {path}, is at stage {stage} step {step} "
+            f"(later steps are lost); continue with: dpde train --resume "
+            f"{shlex.quote(str(run_dir))}"
+        )
 
     def __enter__(self) -> _Reporter:
         self.progress.__enter__()
@@ -372,10 +437,14 @@ class _Reporter:
                 parts.append(f"val {label} {record[key]:.4f}")
         if record["stage"] == "gradient" and "val_grad_loss" in record:
             parts.append(f"val grad {record['val_grad_loss']:.4f}")
-        parts.append(f"{record['images_per_s']:.1f} img/s")
+        if record.get("images_per_s") is not None:
+            parts.append(f"{record['images_per_s']:.1f} img/s")
         if record.get("best"):
             parts.append("(best)")
         self.progress.console.print(", ".join(parts), markup=False, highlight=False)
+
+    def on_checkpoint(self, path: Path, stage: str, step: int) -> None:
+        self.checkpoint = (path, stage, step)
 
     def on_message(self, message: str) -> None:
         if not self.quiet:

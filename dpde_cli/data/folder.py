@@ -22,7 +22,6 @@ import numpy as np
 from torch.utils.data import Dataset
 
 from dpde_cli.data._common import (
-    check_split,
     make_sample,
     parse_size,
     resize_nearest,
@@ -33,7 +32,8 @@ from dpde_cli.data._common import (
 from dpde_cli.errors import InputError, UsageError
 
 RGB_EXTENSIONS = (".png", ".jpg", ".jpeg")
-SPLITS = ("all", "test", "train", "val")
+SPLITS = ("all",)
+"""A folder has no splits: every pair is one set."""
 INTRINSICS_FILE = "intrinsics.json"
 
 
@@ -58,8 +58,8 @@ class FolderDataset(Dataset):
 
     Args:
         root: the folder DIR.
-        split: accepted for a uniform signature ("all", "test", "train", "val"); a folder
-            has no splits, every pair is used.
+        split: "all", the only one: a folder has no splits, so a "test" or "train" split
+            would score or train on the same pairs under a name that says otherwise.
         depth_scale: depth PNG units per metre (1000 = millimetres, 256 = KITTI).
         size: optional (height, width): image bilinear, depth nearest.
         intrinsics: [fx, fy, cx, cy] for every image, overriding ``intrinsics.json``.
@@ -67,6 +67,7 @@ class FolderDataset(Dataset):
     Raises:
         InputError: missing folder, a colour image without its depth file (named), a
             stem missing from intrinsics.json, or sizes that differ.
+        UsageError: a split other than "all".
 
     Example:
         >>> ds = FolderDataset("../shared/data/real-dev/nyu-raw")
@@ -82,7 +83,9 @@ class FolderDataset(Dataset):
         intrinsics: Sequence[float] | None = None,
     ) -> None:
         self.root = Path(root).expanduser()
-        self.split = check_split(split, SPLITS, "folder")
+        if split not in SPLITS:
+            raise UsageError(f"folder has no split {split!r}: a folder is one set, split 'all'")
+        self.split = split
         self.size = parse_size(size)
         if not depth_scale > 0:
             raise UsageError(f"depth_scale must be positive, got {depth_scale}")

@@ -87,6 +87,11 @@ class Middlebury(Dataset):
         split: "test" or "all" (the same: Middlebury is a test set only).
         size: (height, width); default the paper's (380, 430); None keeps each native size.
 
+    Attributes:
+        metric_depth: whether every image has ``focal_px`` and ``baseline_m`` (depth in
+            metres); else depth is relative and only an aligned evaluation means anything.
+        ground_truth: what the depth is, in words, for evaluation reports.
+
     Raises:
         InputError: missing folder, meta entry or disparity file (named).
 
@@ -128,6 +133,15 @@ class Middlebury(Dataset):
             self.stems.append(stem)
         if not self.stems:
             raise InputError(rgb_dir, "no .png images")
+        self.metric_depth = all(
+            self.meta[s].get("focal_px") and self.meta[s].get("baseline_m") for s in self.stems
+        )
+        self.ground_truth = (
+            "Middlebury metric depth focal_px x baseline_m / (disparity + dmin)"
+            if self.metric_depth
+            else "Middlebury relative depth 1 / (disparity + dmin), no metric scale "
+            "(meta.json gives no focal_px and baseline_m)"
+        )
 
     def __len__(self) -> int:
         return len(self.stems)

@@ -60,6 +60,11 @@ KINECT_INTRINSICS = NYU_KINECT[:4]  # fx, fy, cx, cy at 640x480
 SPLITS = ("train", "test", "all")
 _SPLIT_KEYS = {"train": "trainNdxs", "test": "testNdxs"}
 _GT_KEYS = {"filled": "depths", "raw": "rawDepths"}
+_GT_NOTES = {
+    ("mat", "filled"): "NYUv2 filled depth (the labelled .mat's in-painted 'depths')",
+    ("mat", "raw"): "NYUv2 raw depth (the labelled .mat's 'rawDepths', holes invalid)",
+    ("list", "raw"): "NYUv2 raw depth (the list layout's 16-bit PNGs, BTS's rawDepths)",
+}
 
 
 def load_official_split(path: str | Path, split: str) -> np.ndarray:
@@ -143,6 +148,10 @@ class NYUv2(Dataset):
         list_file: list file of the extracted layout (default
             ``root/nyudepthv2_{split}_files_with_gt.txt``).
 
+    Attributes:
+        gt: "filled" or "raw", the ground truth used (the list layout's PNGs are raw).
+        ground_truth: the same in words, with its source, for evaluation reports.
+
     Raises:
         InputError: neither layout found (the message says where to get the .mat), a
             malformed file, or a file named by the list that is missing.
@@ -177,13 +186,14 @@ class NYUv2(Dataset):
             self._init_mat(splits_file)
         else:
             self.layout = "list"
-            self.gt = "png"
+            self.gt = "raw"  # BTS's extraction writes rawDepths into the PNGs
             self._init_list(list_file)
             if gt is not None:
                 raise UsageError(
                     "gt= applies to the labelled .mat only; the depth PNGs of "
-                    "an extracted layout are used as they are"
+                    "an extracted layout are used as they are (raw depth)"
                 )
+        self.ground_truth = _GT_NOTES[(self.layout, self.gt)]
 
     # -------------------------------------------------------------- layout discovery
 

@@ -178,3 +178,128 @@ def test_several_folders_are_one_set(folder: Path, tiny_weights: Path, tmp_path:
     assert report["images"] == 4 and report["skipped"] == ["captures/f2", "other/f2"]
     names = [r["name"] for r in report["per_image"]["DPDE without gradient stream"]]
     assert names == ["captures/f0", "captures/f1", "other/f0", "other/f1"]
+
+
+def _break(root: Path, kind: str) -> None:
+    """Spoil the folder's first pair the way the audit's folders were spoilt."""
+    if kind == "8-bit depth":
+        Image.fromarray(np.zeros((48, 64), np.uint8)).save(root / "depth" / "f0.png")
+    elif kind == "depth of another size":
+        Image.fromarray(np.full((24, 32), 2000, np.uint16)).save(root / "depth" / "f0.png")
+    else:
+        (root / "rgb" / "f0.png").write_bytes(b"not an image")
+
+
+@pytest.mark.parametrize("kind", ["8-bit depth", "depth of another size", "rgb not an image"])
+def test_a_bad_pair_read_by_workers_is_a_one_line_error(
+    folder: Path, tiny_weights: Path, kind: str
+) -> None:
+    _break(folder, kind)
+    args = ["--dataset", "folder", "--data-dir", str(folder), "--no-fuse", "--workers", "2"]
+    result = run("eval", "--model", "dpde-tiny", "--weights", str(tiny_weights), *args)
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("dpde: error: ") and "f0.png" in lines[0]
+
+
+def test_nyuv2_ground_truth_is_in_the_protocol(tmp_path: Path, tiny_weights: Path) -> None:
+    import scipy.io
+
+    from tests.data.test_nyuv2 import write_labeled_mat
+
+    write_labeled_mat(tmp_path / "nyu_depth_v2_labeled.mat")
+    splits = {"trainNdxs": np.array([[1]]), "testNdxs": np.array([[2], [3]])}
+    scipy.io.savemat(tmp_path / "splits.mat", splits)
+    for gt in ("filled", "raw"):
+        out = tmp_path / f"{gt}.json"
+        args = ["--dataset", "nyuv2", "--data-dir", str(tmp_path), "--no-fuse", "--crop", "none"]
+        result = run_tiny(tiny_weights, *args, "--gt", gt, "--json", str(out))
+        assert result.exit_code == 0, result.output
+        report = json.loads(out.read_text())
+        assert f"NYUv2 {gt} depth" in report["ground_truth"]
+        assert report["protocol"].startswith(f"ground truth NYUv2 {gt} depth")
+        assert f"NYUv2 {gt} depth" in " ".join(result.stdout.split())
+
+
+def test_synthetic_takes_no_data_dir(tmp_path: Path) -> None:
+    result = run("eval", "--dataset", "synthetic", "--data-dir", str(tmp_path))
+    assert result.exit_code == 2 and "--data-dir" in result.stderr
+
+
+def test_folders_of_one_name_keep_their_predictions_apart(
+    folder: Path, tiny_weights: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    a, b = tmp_path / "x" / "data", tmp_path / "y" / "data"
+    shutil.copytree(folder, a)
+    shutil.copytree(folder, b)
+    pred = tmp_path / "pred"
+    args = ["--dataset", "folder", "--no-fuse", "--save-predictions", str(pred)]
+    result = run_tiny(tiny_weights, *args, "--data-dir", str(a), "--data-dir", str(b))
+    assert result.exit_code == 0, result.output
+    saved = sorted(str(p.relative_to(pred)) for p in pred.rglob("*.png"))
+    assert saved == [f"{d}/data/f{i}.png" for d in "xy" for i in range(3)]
+    twice = run_tiny(tiny_weights, *args, "--data-dir", str(a), "--data-dir", f"{a}/../data")
+    assert twice.exit_code == 2 and "once" in twice.stderr
+
+
+def test_a_folder_has_only_the_split_all(folder: Path, tiny_weights: Path) -> None:
+    for split in ("test", "train"):
+        result = run_tiny(
+            tiny_weights, "--dataset", "folder", "--data-dir", str(folder), "--split", split
+        )
+        assert result.exit_code == 2 and "'all'" in result.stderr
+    result = run_tiny(tiny_weights, "--dataset", "folder", "--data-dir", str(folder), "--no-fuse")
+    assert result.exit_code == 0, result.output
+    assert "(all, 2 images)" in result.stdout
+
+
+def test_relative_middlebury_depth_refuses_metric_scoring(tmp_path: Path) -> None:
+    root = tmp_path / "middlebury"
+    (root / "rgb").mkdir(parents=True)
+    (root / "disparity").mkdir()
+    Image.fromarray(np.full((15, 20, 3), 90, np.uint8)).save(root / "rgb" / "cones.png")
+    Image.fromarray(np.full((15, 20), 40, np.uint8)).save(root / "disparity" / "cones.png")
+    (root / "meta.json").write_text(json.dumps({"cones": {"disparity_scale": 4}}))
+    result = run("eval", "--dataset", "middlebury", "--data-dir", str(root), "--align", "none")
+    assert result.exit_code == 2
+    assert "no metric scale" in result.stderr and "--align median" in result.stderr
+
+
+def test_quiet_after_the_command(folder: Path, tiny_weights: Path) -> None:
+    result = run_tiny(tiny_weights, "-q", "--dataset", "folder", "--data-dir", str(folder))
+    assert result.exit_code == 0, result.output
+
+
+def test_aligned_constant_baseline_is_one_honest_row(
+    folder: Path, tiny_weights: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "r.json"
+    args = ["--dataset", "folder", "--data-dir", str(folder), "--no-fuse", "--align", "median"]
+    result = run_tiny(tiny_weights, *args, "--constant-baseline", "2.93", "--json", str(out))
+    assert result.exit_code == 0, result.output
+    rows = json.loads(out.read_text())["results"]
+    assert set(rows) == {"DPDE without gradient stream", "constant depth, median-aligned"}
+
+
+def test_workers_default_to_the_usable_cpus(
+    folder: Path, tiny_weights: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    from dpde_cli import evaluate
+    from dpde_cli.errors import DpdeError
+
+    seen = {}
+
+    def fake_evaluate(*args, **kwargs):
+        seen.update(kwargs)
+        raise DpdeError("stop here")
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0}, raising=False)
+    monkeypatch.setattr(evaluate, "evaluate", fake_evaluate)
+    args = ["--model", "dpde-tiny", "--weights", str(tiny_weights), "--no-fuse"]
+    result = run("eval", *args, "--dataset", "folder", "--data-dir", str(folder))
+    assert result.exit_code == 1 and seen["workers"] == 1

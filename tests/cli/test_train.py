@@ -159,3 +159,117 @@ def test_torchrun_two_processes_through_the_cli(tmp_path: Path) -> None:
     assert sha256_file(out / index["best"]["file"]) == index["best"]["sha256"]
     start = json.loads((out / "log.jsonl").read_text().splitlines()[0])
     assert start["world_size"] == 2
+
+
+def _interrupt_at(monkeypatch: pytest.MonkeyPatch, step: int, via_worker: bool = False) -> None:
+    """Make the optimiser step number ``step`` meet Ctrl-C (or, with ``via_worker``, the
+    RuntimeError torch raises when a loader worker died of that Ctrl-C)."""
+    from dpde_cli import train as training
+
+    calls = {"n": 0}
+    original = training._Trainer._train_step
+
+    def worker_died() -> None:
+        raise RuntimeError("DataLoader worker (pid 1) exited unexpectedly with exit code 1")
+
+    def step_or_interrupt(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == step:
+            try:
+                raise KeyboardInterrupt
+            except KeyboardInterrupt:
+                if via_worker:
+                    worker_died()
+                raise
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(training._Trainer, "_train_step", step_or_interrupt)
+
+
+@pytest.mark.parametrize("via_worker", [False, True])
+def test_ctrl_c_says_where_the_last_checkpoint_is(
+    folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, via_worker: bool
+) -> None:
+    out = tmp_path / "run"
+    _interrupt_at(monkeypatch, 3, via_worker)
+    args = [*base_args(folder, out), "--stage", "global", "--epochs", "3", "--val-fraction", "0"]
+    result = run(*args, "--checkpoint-every", "1")
+    assert result.exit_code == 130 and "Traceback" not in result.output
+    message = " ".join(result.stderr.split())
+    assert message.startswith("dpde: error: interrupted")
+    assert str(out / "checkpoints" / "last.pt") in message and "stage global step 2" in message
+    assert f"dpde train --resume {out}" in message
+
+
+def test_ctrl_c_before_any_checkpoint(
+    folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _interrupt_at(monkeypatch, 1)
+    result = run(*base_args(folder, tmp_path / "run"), "--stage", "global")
+    assert result.exit_code == 130
+    assert "before the first checkpoint" in " ".join(result.stderr.split())
+
+
+def test_several_folders_are_one_training_set(folder: Path, tmp_path: Path) -> None:
+    import shutil
+
+    other = tmp_path / "more"
+    shutil.copytree(folder, other)
+    out = tmp_path / "run"
+    args = [*base_args(folder, out), "--data-dir", str(other), "--stage", "global"]
+    result = run(*args, "--max-steps", "1")
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "config.json").read_text())["data_dir"] == [str(folder), str(other)]
+    start = json.loads((out / "log.jsonl").read_text().splitlines()[0])
+    assert start["train_images"] + start["val_images"] == 12  # six frames in each folder
+
+
+def test_data_options_that_would_be_ignored_are_refused(folder: Path, tmp_path: Path) -> None:
+    val_split = run(*base_args(folder, tmp_path / "a"), "--val-split", "test")
+    assert val_split.exit_code == 2 and "--val-fraction" in val_split.stderr
+    synthetic = ["train", "--dataset", "synthetic", "--out", str(tmp_path / "b")]
+    both = run(*synthetic, "--synthetic-size", "4", "--dataset-option", "length=3")
+    assert both.exit_code == 2 and "--synthetic-size" in both.stderr
+    folder_too = run(*synthetic, "--data-dir", str(folder))
+    assert folder_too.exit_code == 2 and "--data-dir" in folder_too.stderr
+
+
+def test_quiet_after_the_command_also_on_resume(folder: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    args = ["--stage", "global", "--max-steps", "1", "--val-fraction", "0"]
+    started = runner.invoke(app, ["--device", "cpu", *base_args(folder, out), *args, "-q"])
+    assert started.exit_code == 0, started.output
+    assert started.stderr == ""
+    resumed = runner.invoke(app, ["--device", "cpu", "train", "--resume", str(out), "-q"])
+    assert resumed.exit_code == 0, resumed.output
+
+
+def test_a_stage_s_summary_comes_before_its_done_message(folder: Path, tmp_path: Path) -> None:
+    args = [*base_args(folder, tmp_path / "run"), "--epochs", "1", "--max-steps", "1"]
+    result = runner.invoke(app, ["--device", "cpu", *args])
+    assert result.exit_code == 0, result.output
+    lines = result.stderr.splitlines()
+    summary = next(i for i, line in enumerate(lines) if line.startswith("global epoch 1"))
+    done = next(i for i, line in enumerate(lines) if "stage global done" in line)
+    assert summary < done
+
+
+def test_workers_default_to_the_usable_cpus(
+    folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    from dpde_cli import train as training
+    from dpde_cli.errors import DpdeError
+
+    seen = {}
+
+    def fake_train(config, callbacks):
+        seen["workers"] = config.workers
+        raise DpdeError("stop here")
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0}, raising=False)
+    monkeypatch.setattr(training, "train", fake_train)
+    args = [a for a in base_args(folder, tmp_path / "run") if a not in ("--workers", "0")]
+    result = run(*args)
+    assert result.exit_code == 1 and seen["workers"] == 1

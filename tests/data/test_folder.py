@@ -35,7 +35,8 @@ def test_folder_round_trip(tmp_path: Path):
     (tmp_path / "intrinsics.json").write_text(
         json.dumps({"a": [500, 501, 4, 3], "b": [600, 601, 4.5, 2.5]})
     )
-    ds = build_dataset("folder", tmp_path, "test")
+    ds = build_dataset("folder", tmp_path)
+    assert ds.split == "all"
     assert [ds[i]["name"] for i in range(2)] == ["a", "b"]
     sample = ds[0]
     rgb, depth = data["a"]
@@ -70,9 +71,17 @@ def test_bad_inputs(tmp_path: Path):
     with pytest.raises(InputError, match="'x'"):
         FolderDataset(tmp_path)
     with pytest.raises(UsageError):
-        build_dataset("folder", tmp_path, "test", colour="no")
+        build_dataset("folder", tmp_path, "all", colour="no")
     with pytest.raises(InputError):
         FolderDataset(tmp_path / "nowhere")
+
+
+@pytest.mark.parametrize("split", ["test", "train", "val"])
+def test_a_folder_has_one_split(tmp_path: Path, split: str):
+    """A "test" split of a folder would be every pair under a name that says otherwise."""
+    _write(tmp_path, ["x"])
+    with pytest.raises(UsageError, match="'all'"):
+        build_dataset("folder", tmp_path, split)
 
 
 def test_exif_orientation_is_applied(tmp_path: Path):

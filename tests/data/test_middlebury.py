@@ -45,6 +45,7 @@ def test_relative_depth_round_trip(tmp_path: Path):
     assert torch.allclose(dolls["depth"][0], torch.from_numpy(expected), rtol=1e-6)
     assert torch.isnan(cones["intrinsics"][:2]).all()
     assert cones["intrinsics"][2:].tolist() == [9.5, 7.0]
+    assert not ds.metric_depth and "relative" in ds.ground_truth
 
 
 def test_resize_to_paper_size_and_metric_option(tmp_path: Path):
@@ -67,6 +68,8 @@ def test_resize_to_paper_size_and_metric_option(tmp_path: Path):
     assert torch.allclose(doubled["depth"][0, ::2, ::2], torch.from_numpy(expected).float())
     assert torch.equal(doubled["valid"][0, 1::2, 1::2], torch.from_numpy(value != 0))
     assert doubled["intrinsics"][0].item() == pytest.approx(1870.0 * 2)
+    metric = Middlebury(tmp_path)
+    assert metric.metric_depth and "metric" in metric.ground_truth
 
 
 def test_disparity_to_depth_unknown_and_zero():

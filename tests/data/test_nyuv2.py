@@ -76,6 +76,7 @@ def test_labeled_mat_round_trip(nyu_root: Path):
     expected = [fx * W / 640, fy * H / 480, (cx + 0.5) * W / 640 - 0.5, (cy + 0.5) * H / 480 - 0.5]
     assert sample["intrinsics"].tolist() == pytest.approx(expected, rel=1e-6)
     assert [ds[i]["name"] for i in range(3)] == ["00001", "00004", "00005"]
+    assert ds.gt == "filled" and "filled" in ds.ground_truth
 
 
 def test_raw_gt_train_and_all_splits(nyu_root: Path):
@@ -86,6 +87,7 @@ def test_raw_gt_train_and_all_splits(nyu_root: Path):
     assert torch.equal(sample["depth"][0], torch.from_numpy(raw[2]))
     assert not sample["valid"][0, 0].any() and sample["valid"][0, 1:].all()
     assert len(NYUv2(nyu_root, split="all")) == N
+    assert ds.gt == "raw" and "rawDepths" in ds.ground_truth
 
 
 def test_resize_and_pickling_reopens_lazily(nyu_root: Path):
@@ -146,6 +148,7 @@ def test_list_layout(tmp_path: Path):
     assert not sample["valid"][0, 0, 0] and sample["valid"].sum() == H * W - 1
     assert sample["intrinsics"][0].item() == pytest.approx(518.8579 * W / 640)
     assert not ds[1]["valid"].any()
+    assert ds.gt == "raw" and "raw" in ds.ground_truth  # BTS's PNGs hold rawDepths
     with pytest.raises(UsageError):
         NYUv2(tmp_path, split="test", gt="raw")
     (tmp_path / "bathroom" / "sync_depth_00045.png").unlink()
