@@ -13,6 +13,7 @@ import dataclasses
 import fnmatch
 import hashlib
 import json
+import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -127,7 +128,7 @@ def create_model(
 
     Returns:
         The model in eval mode on the CPU, with its WeightsSpec as ``model.spec`` (for a
-        checkpoint of a `dpde train` run, with the input size the run trained at).
+        checkpoint of a `dpde train` run, adjusted to the run: see ``run_spec``).
 
     Raises:
         WeightsError: no shipped weights, a missing file, a sha256 mismatch, or a
@@ -146,27 +147,37 @@ def create_model(
     if weights not in (None, "default"):
         path = Path(weights)
         load_weights(model, path)
-        trained = trained_input_size(path, name)
-        if trained is not None:
-            spec = dataclasses.replace(spec, input_size=trained)
+        spec = run_spec(path, name, spec)
     model.spec = spec
     model.name = name
     return model.eval()
 
 
-def trained_input_size(path: Path, name: str) -> tuple[int, int] | None:
-    """The input size a `dpde train` run trained at, for a file in its ``weights/`` or
-    ``checkpoints/`` folder (read from the run's ``config.json``), or None."""
+def run_spec(path: Path, name: str, spec: WeightsSpec) -> WeightsSpec:
+    """``spec`` as fits a file in a `dpde train` run's ``weights/`` or ``checkpoints/``
+    folder, from the run's ``config.json``: the input size the run trained at, and a depth
+    range reaching the far limit of its dataset's protocol (Make3D: 70 m), where the
+    registry's (10 m) would clip the predictions. Otherwise ``spec`` itself."""
     if path.parent.name not in ("weights", "checkpoints"):
-        return None
+        return spec
     try:
         config = json.loads((path.parent.parent / RUN_CONFIG).read_text())
     except (OSError, ValueError):
-        return None
-    size = config.get("input_size") if isinstance(config, dict) else None
-    if config.get("model") != name or not isinstance(size, list) or len(size) != 2:
-        return None
-    return check_input_size(size)
+        return spec
+    if not isinstance(config, dict) or config.get("model") != name:
+        return spec
+    size = config.get("input_size")
+    if isinstance(size, list) and len(size) == 2:
+        spec = dataclasses.replace(spec, input_size=check_input_size(size))
+    from dpde_cli.metrics import default_protocol
+
+    try:
+        far = default_protocol(str(config.get("dataset"))).max_depth
+    except UsageError:  # a dataset with no protocol: keep the registry's range
+        far = math.inf
+    if math.isfinite(far) and far > spec.depth_range[1]:
+        spec = dataclasses.replace(spec, depth_range=(spec.depth_range[0], far))
+    return spec
 
 
 def check_input_size(size: tuple[int, int] | list[int]) -> tuple[int, int]:

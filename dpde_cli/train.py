@@ -55,7 +55,7 @@ from dpde_cli.distributed import (
     setup_distributed,
 )
 from dpde_cli.errors import DpdeError, UsageError
-from dpde_cli.registry import WEIGHTS_INDEX, check_input_size
+from dpde_cli.registry import RUN_CONFIG, WEIGHTS_INDEX, check_input_size
 
 STAGES = ("global", "gradient")
 """Training stages in the order ``all`` runs them."""
@@ -72,7 +72,6 @@ RESUME_OVERRIDES = frozenset(
 )
 """TrainConfig fields ``resume`` may change."""
 
-CONFIG_FILE = "config.json"
 LOG_FILE = "log.jsonl"
 CHECKPOINT_FILE = "checkpoints/last.pt"
 WEIGHTS_DIR = "weights"
@@ -815,7 +814,7 @@ class _Trainer:
         if not self.info.is_main:
             return
         (self.run_dir / WEIGHTS_DIR).mkdir(parents=True, exist_ok=True)
-        _write_json(self.run_dir / CONFIG_FILE, self.config.to_json())
+        _write_json(self.run_dir / RUN_CONFIG, self.config.to_json())
         log_path = self.run_dir / LOG_FILE
         if not resuming:  # a folder whose run never reached a checkpoint starts over
             log_path.unlink(missing_ok=True)
@@ -1401,9 +1400,9 @@ def resume(
         DpdeError: no config or checkpoint in run_dir.
     """
     run_dir = Path(run_dir).expanduser()
-    config_path = run_dir / CONFIG_FILE
+    config_path = run_dir / RUN_CONFIG
     if not config_path.is_file():
-        raise DpdeError(f"{run_dir}: not a dpde run folder (no {CONFIG_FILE})")
+        raise DpdeError(f"{run_dir}: not a dpde run folder (no {RUN_CONFIG})")
     try:
         config = TrainConfig.from_json(json.loads(config_path.read_text()))
     except (OSError, ValueError, TypeError) as exc:

@@ -137,10 +137,18 @@ def _run_folder(tmp_path: Path, tiny_weights: Path, config: object, folder: str)
 def test_a_run_s_weights_run_at_the_size_the_run_trained_at(
     tiny_weights: Path, tmp_path: Path, folder: str
 ) -> None:
-    config = {"model": "dpde-tiny", "input_size": [96, 128], "stage": "all"}
+    config = {"model": "dpde-tiny", "input_size": [96, 128], "dataset": "nyuv2"}
     path = _run_folder(tmp_path, tiny_weights, config, folder)
-    assert create_model("dpde-tiny", weights=path).spec.input_size == (96, 128)
+    spec = create_model("dpde-tiny", weights=path).spec
+    assert spec.input_size == (96, 128) and spec.depth_range == (0.1, 10.0)
     assert get_entry("dpde-tiny").weights.input_size == (64, 96)  # the registry is untouched
+
+
+def test_a_make3d_run_s_weights_are_not_clipped_at_10_m(tiny_weights: Path, tmp_path: Path) -> None:
+    # the registry's range is indoor; Make3D's protocol scores ground truth up to 70 m
+    config = {"model": "dpde-tiny", "input_size": [448, 352], "dataset": "make3d"}
+    path = _run_folder(tmp_path, tiny_weights, config, "weights")
+    assert create_model("dpde-tiny", weights=path).spec.depth_range == (0.1, 70.0)
 
 
 @pytest.mark.parametrize(
