@@ -1288,10 +1288,16 @@ class _Trainer:
         return local
 
     def _finish(self) -> None:
-        """Optionally convert the exported weights to float16; final weights.json."""
+        """Optionally convert the exported weights to float16; final weights.json (rank 0).
+        Every rank leaves together: one that tears its gloo group down while another still
+        works can abort ("terminate called without an active exception", seen once)."""
         barrier(self.info)
-        if not self.info.is_main:
-            return
+        if self.info.is_main:
+            self._final_weights()
+        barrier(self.info)
+
+    def _final_weights(self) -> None:
+        """Convert the exported weights to float16 when asked; write the final index."""
         if self.config.export_half and self.weights_index.get("dtype") != "float16":
             from dpde_cli.registry import read_state_dict
 
