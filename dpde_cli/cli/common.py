@@ -222,8 +222,8 @@ def run_batches(
 ) -> None:
     """The loop of a batch command: decode, infer per batch, write per input, report.
 
-    Inputs whose planned outputs exist are skipped (unless ``overwrite``), so that a batch
-    run again does only what is missing; images are decoded in the background and grouped
+    Inputs whose planned outputs all exist are skipped (unless ``overwrite``), so that a
+    batch run again does only what is missing, and those with some of them fail; images are decoded in the background and grouped
     by size (``predict.batched_images``), ``infer`` runs once per batch, ``write`` once per
     input. Each input prints its output path (or a JSON record with ``as_json``) on stdout;
     skips and failures are listed on stderr at the end. An input that fails while being
@@ -267,9 +267,12 @@ def run_batches(
         todo = []
         for item, targets in zip(items, plans, strict=True):
             existing = [str(p) for p in targets.values() if p.exists()]
-            if existing and not overwrite:
-                skipped.append(existing[0])
+            if existing and not overwrite and len(existing) == len(targets):
+                skipped.append(existing[0])  # done before: a batch run again skips it
                 finish(item.path, {"input": str(item.path), "skipped": f"{existing[0]} exists"})
+            elif existing and not overwrite:  # some of another run's outputs: not ours to mix
+                error = f"{item.path}: {existing[0]} exists (use --overwrite)"
+                finish(item.path, {"input": str(item.path), "error": error})
             else:
                 todo.append((item, targets))
         if decode:

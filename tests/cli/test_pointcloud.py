@@ -218,6 +218,10 @@ def test_existing_output_needs_overwrite(planes, tmp_path: Path) -> None:
     assert run(*args).exit_code == 0
     again = run(*args)
     assert again.exit_code == 0 and "skipped: their outputs exist" in again.stderr
+    other = [*args[:3], "-o", str(tmp_path / "c.xyz"), "--fov", "60"]  # c.intrinsics.json exists
+    mixed = run(*other)
+    assert mixed.exit_code == 1 and "c.intrinsics.json exists (use --overwrite)" in mixed.stderr
+    assert not (tmp_path / "c.xyz").exists()
     assert run(*args, "--overwrite", "--voxel-size", "0.5", "--normals").exit_code == 0
     assert read_point_cloud(tmp_path / "c.ply").normals is not None
 

@@ -166,6 +166,9 @@ def test_existing_outputs_are_skipped_without_overwrite(
     assert out.stat().st_mtime_ns == before
     quiet = run(*args, "-q")  # the command's own --quiet, as the root's
     assert quiet.exit_code == 0 and quiet.stderr == ""
+    more = run(*args, "--preview")  # the depth map exists, its preview does not: a conflict
+    assert more.exit_code == 1 and "d.png exists (use --overwrite)" in more.stderr
+    assert not (tmp_path / "d_color.png").exists()
     assert run(*args, "--overwrite").exit_code == 0
     assert out.stat().st_mtime_ns != before
 
