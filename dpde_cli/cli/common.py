@@ -223,11 +223,11 @@ def run_batches(
     """The loop of a batch command: decode, infer per batch, write per input, report.
 
     Inputs whose planned outputs all exist are skipped (unless ``overwrite``), so that a
-    batch run again does only what is missing, and those with some of them fail; images are decoded in the background and grouped
-    by size (``predict.batched_images``), ``infer`` runs once per batch, ``write`` once per
-    input. Each input prints its output path (or a JSON record with ``as_json``) on stdout;
-    skips and failures are listed on stderr at the end. An input that fails while being
-    written leaves none of its outputs behind.
+    batch run again does only what is missing, and those with some of them fail; images are
+    decoded in the background and grouped by size (``predict.batched_images``), ``infer``
+    runs once per batch, ``write`` once per input. Each input prints its output path (or a
+    JSON record with ``as_json``) on stdout; skips and failures are listed on stderr at the
+    end. An input that fails while being written leaves none of its outputs behind.
 
     Args:
         items, plans: the inputs and, for each, its output paths by role.
