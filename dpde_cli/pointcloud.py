@@ -296,7 +296,21 @@ def write_point_cloud(path: str | Path, cloud: PointCloud, ascii: bool = False) 
     with atomic_path(path) as tmp, _quiet_open3d():  # tmp keeps the extension
         if not o3d.io.write_point_cloud(str(tmp), pcd, write_ascii=ascii):
             raise OSError(f"Open3D could not write {path}")
+        _check_size(tmp, path, len(cloud.points))
     return path
+
+
+def _check_size(written: Path, path: Path, vertices: int) -> None:
+    """Raise an OSError for a file too short to hold its vertices.
+
+    Open3D reports success when its PLY writer fails part way (a full disk: "RPly: Error
+    closing up"), which would leave a truncated file under the final name. Every format
+    takes at least 6 bytes a vertex as text ("0 0 0\n") and 12 as binary (3 float32).
+    """
+    least = vertices * 6
+    size = written.stat().st_size
+    if size < least:
+        raise OSError(f"{path}: only {size} bytes written for {vertices} points (disk full?)")
 
 
 def write_mesh(path: str | Path, mesh: Mesh, ascii: bool = False, normals: bool = True) -> Path:
@@ -335,6 +349,7 @@ def write_mesh(path: str | Path, mesh: Mesh, ascii: bool = False, normals: bool 
         )
         if not written:
             raise OSError(f"Open3D could not write {path}")
+        _check_size(tmp, path, len(mesh.vertices))
     return path
 
 

@@ -216,6 +216,9 @@ def read_state_dict(path: Path) -> dict[str, Any]:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # pickle errors, truncated zip, refused globals
         reason = f"{type(exc).__name__}: {exc}".splitlines()[0]  # "101" alone says nothing
+        if "weights_only" in str(exc):  # torch's advice to load unsafely is not ours to give
+            cause = str(exc).rsplit("WeightsUnpickler error:", 1)[-1].strip().splitlines()[0]
+            reason = f"only tensors are loaded: {cause}"
         raise WeightsError(f"{path}: not a PyTorch weights file ({reason})") from exc
     if isinstance(state, dict) and isinstance(state.get("model"), dict):
         state = state["model"]

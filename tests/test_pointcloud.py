@@ -223,3 +223,14 @@ def test_real_floor_is_flat_and_square_to_the_wall(shared_data: Path) -> None:
     assert floor_rms < 0.012
     angle = np.degrees(np.arccos(abs(floor @ wall)))
     assert abs(angle - 90.0) < 2.0
+
+
+def test_a_file_too_short_for_its_points_is_an_error(tmp_path: Path) -> None:
+    # Open3D's PLY writer reports success when the disk fills part way
+    from dpde_cli.pointcloud import _check_size
+
+    short = tmp_path / "cut.ply"
+    short.write_bytes(b"ply\n" + bytes(100))
+    with pytest.raises(OSError, match=r"out.ply: only 104 bytes written for 1000 points"):
+        _check_size(short, tmp_path / "out.ply", 1000)
+    _check_size(short, tmp_path / "out.ply", 10)  # 10 points fit in 104 bytes

@@ -66,9 +66,10 @@ InputSizeOption = Annotated[
     tuple[int, int] | None,
     typer.Option(
         "--input-size",
-        help="H W the network runs at, multiples of 8 (default: the size the weights were "
-        "trained at). Another size changes the metric scale: the network judges distance "
-        "by apparent size.",
+        help="H W the network runs at, multiples of 8, for photos of that aspect ratio; "
+        "others run at as many pixels in their own aspect ratio (default: the size the "
+        "weights were trained at). Another size changes the metric scale: the network "
+        "judges distance by apparent size.",
     ),
 ]
 QuietOption = Annotated[
@@ -260,7 +261,8 @@ def run_batches(
                 record = write(item, targets, image, result)
             except (DpdeError, OSError) as exc:
                 for target in targets.values():  # none of a failed input's outputs stay
-                    target.unlink(missing_ok=True)
+                    if not target.is_dir():  # (a folder in an output's place made it fail)
+                        target.unlink(missing_ok=True)
                 record = {"input": str(item.path), "error": _write_error(item.path, targets, exc)}
             finish(item.path, record)
 

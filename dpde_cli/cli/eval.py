@@ -127,8 +127,8 @@ def eval_command(
 
     Examples:
 
+    \b
         dpde eval --dataset nyuv2 --data-dir ~/data/nyu --ablation
-
         dpde eval --dataset folder --data-dir captures/ --align median --limit 20
     """
     from dpde_cli.data import DEFAULT_SPLITS, build_datasets, default_workers

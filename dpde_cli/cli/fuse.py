@@ -76,10 +76,9 @@ def fuse(
 
     Examples:
 
+    \b
         dpde fuse depth.png --gx gx.npy --gy gy.npy -o fused.png
-
         dpde fuse depth.png --gradients depth_gradients.npy -o fused.npy
-
         dpde fuse photo.jpg --depth sensor.png -o filled.png
     """
     import numpy as np
@@ -97,6 +96,8 @@ def fuse(
         raise UsageError("give --gradients or --gx and --gy, not both")
     if from_files and gradients is None and (gx is None or gy is None):
         raise UsageError("--gx and --gy go together")
+    if output.is_dir():
+        raise UsageError(f"-o {output} is a folder; fuse writes one file (e.g. {output}/fused.png)")
     fmt = depth_format(output, fmt)
     if output.exists() and not overwrite:  # as a batch command would: skipped, not failed
         if not global_options(ctx, quiet).quiet:
@@ -133,7 +134,10 @@ def fuse(
     confidence = _read_mask(mask, estimate.shape) if mask is not None else None
     missing = int((~np.isfinite(estimate) | (estimate <= 0)).sum())
     result = irls_fuse(estimate, grad_x, grad_y, mask=confidence, config=config)
-    write_depth(output, np.asarray(result.depth, dtype=np.float32), fmt)
+    try:
+        write_depth(output, np.asarray(result.depth, dtype=np.float32), fmt)
+    except OSError as exc:  # a full disk, a folder we may not write in
+        raise InputError(output, f"cannot write ({exc.strerror or exc})") from None
     record = {
         "input": str(depth_path),
         "output": str(output),

@@ -21,11 +21,13 @@ def models(
     from dpde_cli.models_info import describe_models
     from dpde_cli.registry import list_models
 
+    given = pattern
+    pattern = pattern.lower()  # model names are lower case
     if not set("*?[") & set(pattern):
         pattern = f"*{pattern}*"  # `dpde models lite`
     records = describe_models(pattern)
     if not records:
-        raise UsageError(f"no model matches {pattern!r}; models: {', '.join(list_models())}")
+        raise UsageError(f"no model matches {given!r}; models: {', '.join(list_models())}")
     if as_json:
         for record in records:
             emit_json(record)

@@ -182,10 +182,9 @@ def pointcloud(
 
     Examples:
 
+    \b
         dpde pointcloud photo.jpg --ply room.ply
-
         dpde pointcloud photos/ -o clouds/ --fov 70 --voxel-size 0.01 --json
-
         dpde pointcloud photo.jpg --depth depth.png --intrinsics cam.json --mesh mesh.ply
     """
     from dpde_cli.geometry import read_intrinsics_file, resolve_intrinsics

@@ -93,10 +93,9 @@ def predict(
 
     Examples:
 
+    \b
         dpde predict photo.jpg -o depth.png
-
         dpde predict photos/ -r -o out/ --preview --json
-
         find photos -name '*.jpg' | dpde predict - -o out/
     """
     from dpde_cli.inputs import expand_inputs

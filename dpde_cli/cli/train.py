@@ -224,12 +224,10 @@ def train(
 
     Examples:
 
+    \b
         dpde train --dataset nyuv2 --data-dir ~/data/nyu --out runs/nyu
-
         dpde train --resume runs/nyu
-
         torchrun --nproc_per_node 4 -m dpde_cli train --dataset nyuv2 --data-dir ~/data/nyu
-
         dpde train --dataset synthetic --synthetic-size 200 --model dpde-lite --epochs 2
     """
     from dpde_cli import train as training

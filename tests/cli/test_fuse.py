@@ -113,6 +113,8 @@ def test_usage_errors(scene: dict[str, Path], tmp_path: Path) -> None:
     gx_gy = ["--gx", str(scene["gx"]), "--gy", str(scene["gy"])]
     both = run(str(scene["noisy"]), *gx_gy, "--gradients", str(scene["both"]), "-o", "b.png")
     assert both.exit_code == 2 and "not both" in both.stderr
+    folder = run(str(scene["noisy"]), *gx_gy, "-o", str(tmp_path), "--overwrite")
+    assert folder.exit_code == 2 and "is a folder" in folder.stderr
 
 
 def test_existing_output_is_skipped_and_kept(scene: dict[str, Path], tmp_path: Path) -> None:

@@ -195,6 +195,18 @@ def test_an_input_that_fails_while_written_leaves_none_of_its_outputs(
     assert not out.exists() or list(out.iterdir()) == []  # the depth map written first is gone
 
 
+def test_a_folder_in_an_output_s_place_fails_that_input_only(
+    photos: Path, tiny_weights: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    (out / "one_color.png").mkdir(parents=True)  # where one.jpg's preview would go
+    args = ["predict", str(photos / "a"), "-o", str(out), "--preview", "--overwrite"]
+    result = run(*args, *base_args(tiny_weights))
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "1 of 2 input(s) failed" in result.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["one_color.png", "two.png", "two_color.png"]
+
+
 def test_usage_errors_exit_2(photos: Path, tiny_weights: Path, tmp_path: Path) -> None:
     many_to_file = run(
         "predict",
@@ -257,7 +269,8 @@ def test_model_without_weights_says_so(photos: Path) -> None:
     text = photos / "a/one.jpg"  # a photo given as weights: one line saying what it is not
     wrong = run("predict", str(text), "--model", "dpde-lite", "--weights", str(text))
     assert wrong.exit_code == 1 and len(wrong.stderr.strip().splitlines()) == 1
-    assert f"{text}: not a PyTorch weights file (UnpicklingError:" in wrong.stderr
+    assert f"{text}: not a PyTorch weights file (only tensors are loaded:" in wrong.stderr
+    assert "weights_only" not in wrong.stderr  # torch's advice to load it unsafely
 
 
 def test_models_command_lists_parameters() -> None:

@@ -19,6 +19,7 @@ from dpde_cli.data.synthetic import (
     render_scene,
     sample_scene,
 )
+from dpde_cli.errors import UsageError
 
 SMALL = SceneConfig(height=50, width=70)  # not a whole number of 16-pixel tiles
 CLEAN = SceneConfig(height=60, width=80, sensor_effects=False)
@@ -324,12 +325,16 @@ def test_a_workstation_stays_inside_its_footprint():
 def test_narrow_long_rooms_are_drawn_without_error():
     # corridors: narrower than the rug, the furniture and the camera margins assume
     corridor = SceneConfig(
-        room_width_range=(1.4, 1.8), room_depth_range=(8.0, 14.0), clutter=1.0, close_view_prob=0.3
+        room_width_range=(1.2, 1.8), room_depth_range=(8.0, 14.0), clutter=1.0, close_view_prob=0.3
     )
     for seed in range(40):
         scene = sample_scene(seed, corridor)
         w, d, hc = scene.room
         assert 0 < scene.cam_pos[0] < w and 0 < scene.cam_pos[1] < d and 0 < scene.cam_pos[2] < hc
+    with pytest.raises(UsageError, match=r"room_width_range .* 1.2 <= low <= high, got \(1, 1\)"):
+        SceneConfig(room_width_range=(1.0, 1.0))  # narrower: no wall span for a door
+    with pytest.raises(UsageError, match="room_depth_range"):
+        SceneConfig(room_depth_range=(5.0, 3.0))
 
 
 def test_export_folder_writes_a_folder_dataset_resumes_and_batches(tmp_path):

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from dpde_cli.errors import UsageError
 from dpde_cli.geometry import NYU_KINECT
 
 NYU_INTRINSICS = NYU_KINECT[:4]  # fx, fy, cx, cy at NYU_SIZE
@@ -81,6 +82,21 @@ class SceneConfig:
     sensor_effects: bool = True
     border_prob: float = 0.2
     jpeg_prob: float = 0.7
+
+    def __post_init__(self) -> None:
+        """Refuse ranges the generator cannot draw from (a room under 1.2 m across leaves
+        no wall span for a door or window)."""
+        for name in ("room_width_range", "room_depth_range", "ceiling_height_range"):
+            low, high = getattr(self, name)
+            if not MIN_ROOM_SIZE <= low <= high:
+                raise UsageError(
+                    f"{name} must be (low, high) metres with {MIN_ROOM_SIZE} <= low <= high, "
+                    f"got ({low:g}, {high:g})"
+                )
+
+
+MIN_ROOM_SIZE = 1.2
+"""Metres: the narrowest room (and lowest ceiling) SceneConfig accepts."""
 
 
 @dataclass(frozen=True)
