@@ -17,6 +17,8 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import os
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -407,8 +409,18 @@ def _from_open3d(pcd) -> PointCloud:
 
 @contextlib.contextmanager
 def _quiet_open3d() -> Iterator[None]:
-    """Silence Open3D's console messages (it prints them on stdout, which carries results)."""
+    """Silence Open3D's console messages (it prints them on stdout, which carries results),
+    and the C library RPly's on stderr: on a full disk it prints a line a vertex, thousands,
+    before the one-line error the caller raises."""
     import open3d as o3d
 
-    with o3d.utility.VerbosityContextManager(o3d.utility.VerbosityLevel.Error):
-        yield
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+        with o3d.utility.VerbosityContextManager(o3d.utility.VerbosityLevel.Error):
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
