@@ -137,7 +137,7 @@ def evaluate(
         UsageError: a protocol the data cannot support (``check_protocol``).
         DataError: a bad sample (its one-line message), from any worker.
     """
-    from dpde_cli.data import ground_truth, loader_interrupts
+    from dpde_cli.data import ground_truth, loader_interrupts, metric_depth
 
     check_protocol(dataset, protocol)
     fused_on = predictor.fusion is not None
@@ -158,12 +158,13 @@ def evaluate(
                 on_progress(done)
     first = accumulators[rows[0]]
     truth = ground_truth(dataset)
+    described = protocol.describe(units="m" if metric_depth(dataset) else "")
     return EvalResult(
         variants={row: acc.compute() for row, acc in accumulators.items()},
         records={row: acc.records for row, acc in accumulators.items()},
         n_images=first.n_images,
         skipped=first.skipped,
-        protocol=f"ground truth {truth}; {protocol.describe()}" if truth else protocol.describe(),
+        protocol=f"ground truth {truth}; {described}" if truth else described,
         seconds_per_image=model_seconds / max(done, 1),
         ground_truth=truth,
     )

@@ -305,8 +305,10 @@ class EvalProtocol:
                 f"need 0 <= min_depth < max_depth, got {self.min_depth} and {self.max_depth}"
             )
 
-    def describe(self) -> str:
-        """One line naming every choice, e.g. for the header of an evaluation report."""
+    def describe(self, units: str = "m") -> str:
+        """One line naming every choice, e.g. for the header of an evaluation report.
+
+        ``units``: the ground truth's ("m"; "" for relative depth, which has none)."""
         crop = (
             "Eigen crop (rows 45:471, cols 41:601 at 480x640, scaled)"
             if self.crop == "eigen"
@@ -324,7 +326,8 @@ class EvalProtocol:
             "lstsq": "least-squares scale+shift per image",
         }[self.alignment]
         return (
-            f"{crop}; valid {self.min_depth:g} < gt < {cap} m; {clamp}; {alignment}; "
+            f"{crop}; valid {self.min_depth:g} < gt < {cap}{' ' + units if units else ''}; "
+            f"{clamp}; {alignment}; "
             f"{averaging}; flip TTA {'on' if self.flip_tta else 'off'}; "
             f"{self.upsample} upsampling to GT size"
         )

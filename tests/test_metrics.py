@@ -371,3 +371,9 @@ def test_accumulator_extra_metrics_pooled():
     assert set(result) == set(BASE_METRICS) | {"ssim", "gsm"}
     assert result["ssim"] == pytest.approx(per_image["ssim"].mean().item())
     assert result["gsm"] == pytest.approx(per_image["gsm"].mean().item())  # equal counts
+
+
+def test_the_protocol_gives_units_only_for_metric_ground_truth() -> None:
+    protocol = default_protocol("middlebury")
+    assert "valid 0 < gt < inf m;" in protocol.describe()
+    assert "valid 0 < gt < inf;" in protocol.describe(units="")  # relative depth has none
