@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
+import math
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
@@ -164,9 +166,15 @@ def eval_command(
     baselines = []
     if constant_baseline is not None:
         baselines = constant_baselines(constant_baseline, protocol.alignment)
-    predictor, _spec = build_predictor(
+    predictor, spec = build_predictor(
         model, weights, device or opts.device, precision, 10.0 if fuse else None, input_size
     )
+    if math.isfinite(protocol.max_depth) and protocol.max_depth > spec.depth_range[1]:
+        # the protocol clamps predictions to its own range; the model's narrower one would
+        # clip what --max-depth 80 asks to score (weights trained on KITTI-like folders)
+        predictor.spec = dataclasses.replace(
+            spec, depth_range=(spec.depth_range[0], protocol.max_depth)
+        )
     total = min(limit or len(data), len(data))
     with make_progress(show_progress(quiet)) as progress:
         task = progress.add_task(f"eval {name}", total=total)

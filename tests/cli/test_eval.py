@@ -303,3 +303,23 @@ def test_workers_default_to_the_usable_cpus(
     args = ["--model", "dpde-tiny", "--weights", str(tiny_weights), "--no-fuse"]
     result = run("eval", *args, "--dataset", "folder", "--data-dir", str(folder))
     assert result.exit_code == 1 and seen["workers"] == 1
+
+
+@pytest.mark.parametrize(("cap", "far"), [([], 10.0), (["--max-depth", "80"], 80.0)])
+def test_the_model_s_clamp_widens_to_the_protocol_s_range(
+    folder: Path, tiny_weights: Path, monkeypatch: pytest.MonkeyPatch, cap: list[str], far: float
+) -> None:
+    # KITTI-like folders are scored to 80 m: predictions must not be clipped at the 10 m
+    # of an indoor model's range before the protocol sees them
+    import dpde_cli.evaluate
+
+    seen = {}
+
+    def capture(predictor, *args, **kwargs):
+        seen["range"] = predictor.spec.depth_range
+        raise RuntimeError("captured")
+
+    monkeypatch.setattr(dpde_cli.evaluate, "evaluate", capture)
+    result = run_tiny(tiny_weights, "--dataset", "folder", "--data-dir", str(folder), *cap)
+    assert isinstance(result.exception, RuntimeError)
+    assert seen["range"] == (0.1, far)
