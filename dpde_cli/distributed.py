@@ -88,6 +88,15 @@ def all_reduce_sum(tensor: torch.Tensor, info: DistInfo) -> torch.Tensor:
     return tensor
 
 
+def all_reduce_max(tensor: torch.Tensor, info: DistInfo) -> torch.Tensor:
+    """The maximum of a tensor over ranks, in place (no-op on one process)."""
+    if info.enabled:
+        import torch.distributed as dist
+
+        dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+    return tensor
+
+
 def gather_objects(obj: Any, info: DistInfo) -> list[Any]:
     """Every rank's ``obj``, in rank order (a one-item list on one process)."""
     if not info.enabled:

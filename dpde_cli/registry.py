@@ -155,29 +155,39 @@ def create_model(
 
 def run_spec(path: Path, name: str, spec: WeightsSpec) -> WeightsSpec:
     """``spec`` as fits a file in a `dpde train` run's ``weights/`` or ``checkpoints/``
-    folder, from the run's ``config.json``: the input size the run trained at, and a depth
-    range reaching the far limit of its dataset's protocol (Make3D: 70 m), where the
-    registry's (10 m) would clip the predictions. Otherwise ``spec`` itself."""
+    folder: the input size the run trained at (its ``config.json``), and a depth range
+    reaching as far as the run's data, where the registry's (10 m) would clip predictions:
+    the farthest validation ground truth (``weights.json``), else the far limit of its
+    dataset's protocol (Make3D: 70 m). Otherwise ``spec`` itself."""
     if path.parent.name not in ("weights", "checkpoints"):
         return spec
-    try:
-        config = json.loads((path.parent.parent / RUN_CONFIG).read_text())
-    except (OSError, ValueError):
-        return spec
-    if not isinstance(config, dict) or config.get("model") != name:
+    run = path.parent.parent
+    config = _json_dict(run / RUN_CONFIG)
+    if config.get("model") != name:
         return spec
     size = config.get("input_size")
     if isinstance(size, list) and len(size) == 2:
         spec = dataclasses.replace(spec, input_size=check_input_size(size))
-    from dpde_cli.metrics import default_protocol
+    far = _json_dict(run / WEIGHTS_INDEX).get("val_depth_max")
+    if not isinstance(far, (int, float)) or not far > 0:
+        from dpde_cli.metrics import default_protocol
 
-    try:
-        far = default_protocol(str(config.get("dataset"))).max_depth
-    except UsageError:  # a dataset with no protocol: keep the registry's range
-        far = math.inf
+        try:
+            far = default_protocol(str(config.get("dataset"))).max_depth
+        except UsageError:  # a dataset with no protocol: keep the registry's range
+            far = math.inf
     if math.isfinite(far) and far > spec.depth_range[1]:
-        spec = dataclasses.replace(spec, depth_range=(spec.depth_range[0], far))
+        spec = dataclasses.replace(spec, depth_range=(spec.depth_range[0], float(far)))
     return spec
+
+
+def _json_dict(path: Path) -> dict[str, Any]:
+    """A JSON object from a file, or {} where there is none (missing, unreadable, a list)."""
+    try:
+        value = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 def check_input_size(size: tuple[int, int] | list[int]) -> tuple[int, int]:

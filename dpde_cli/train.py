@@ -16,7 +16,9 @@ Run folder (``TrainConfig.out``):
                                  every rank, progress, weights index, config (atomic)
     weights/<model>-<sha8>.pt    best and last weights: a plain state dict (registry format)
     weights.json                 {"model", "input_size", "best", "last", "stages"}: file,
-                                 sha256, stage, epoch, step, metric, value of each
+                                 sha256, stage, epoch, step, metric, value of each;
+                                 "val_depth_max": the farthest validation ground truth
+                                 (where predictions are clamped: registry.run_spec)
 
 Multi-GPU: ``torchrun --nproc_per_node N -m dpde_cli train ...`` sets WORLD_SIZE, RANK and
 LOCAL_RANK; ``train`` then joins the process group (nccl on CUDA, gloo on CPU), wraps the
@@ -49,6 +51,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from dpde_cli.data import default_workers, load_sample, loader_interrupts, worker_init
 from dpde_cli.distributed import (
+    all_reduce_max,
     all_reduce_sum,
     barrier,
     gather_objects,
@@ -685,6 +688,7 @@ class _Trainer:
         config.input_size = self.input_size
         self.checkpoint = checkpoint
         self.epoch_records: list[dict[str, Any]] = []
+        self.val_depth_max: float | None = None  # set by each validation
         self.weights_index: dict[str, Any] = {
             "model": config.model,
             "input_size": list(self.input_size),
@@ -1118,8 +1122,10 @@ class _Trainer:
         names = list(BASE_METRICS)
         # per metric: sum over images, count of images; then gradient-term sum and count
         totals = torch.zeros(2 * len(names) + 2, dtype=torch.float64, device=self.device)
+        far = torch.zeros((), dtype=torch.float64, device=self.device)
         for batch in self.val_loader:
             image, depth, valid = self._to_device(batch)
+            far = torch.maximum(far, torch.where(valid, depth, 0.0).amax().double())
             with autocast(self.device, self.amp_dtype):
                 output = self.model(image)
             pred = output.depth.float().clamp(min=1e-3)
@@ -1132,6 +1138,7 @@ class _Trainer:
             totals[-2] += terms[mask].double().sum()
             totals[-1] += mask.sum()
         all_reduce_sum(totals, self.info)
+        self.val_depth_max = float(all_reduce_max(far, self.info))
         for name, module in self.model.named_children():
             module.train(modes[name])
         self.model.training = was_training
@@ -1170,6 +1177,8 @@ class _Trainer:
             stages["best"] = entry
         self.weights_index["last"] = entry
         self.weights_index["best"] = stages["best"]
+        if self.val_depth_max is not None:  # the far limit predictions may reach
+            self.weights_index["val_depth_max"] = round(self.val_depth_max, 3)
         _write_json(self.run_dir / WEIGHTS_INDEX, self.weights_index)
 
     def _load_stage_best(self, stage: str) -> dict[str, Any] | None:

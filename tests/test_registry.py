@@ -144,6 +144,19 @@ def test_a_run_s_weights_run_at_the_size_the_run_trained_at(
     assert get_entry("dpde-tiny").weights.input_size == (64, 96)  # the registry is untouched
 
 
+def test_a_run_s_weights_reach_its_farthest_validation_depth(
+    tiny_weights: Path, tmp_path: Path
+) -> None:
+    import json
+
+    config = {"model": "dpde-tiny", "input_size": [64, 96], "dataset": "folder"}
+    path = _run_folder(tmp_path, tiny_weights, config, "weights")
+    (tmp_path / "run" / "weights.json").write_text(json.dumps({"val_depth_max": 79.5}))
+    assert create_model("dpde-tiny", weights=path).spec.depth_range == (0.1, 79.5)
+    (tmp_path / "run" / "weights.json").write_text(json.dumps({"val_depth_max": 4.0}))
+    assert create_model("dpde-tiny", weights=path).spec.depth_range == (0.1, 10.0)  # only wider
+
+
 def test_a_make3d_run_s_weights_are_not_clipped_at_10_m(tiny_weights: Path, tmp_path: Path) -> None:
     # the registry's range is indoor; Make3D's protocol scores ground truth up to 70 m
     config = {"model": "dpde-tiny", "input_size": [448, 352], "dataset": "make3d"}

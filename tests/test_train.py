@@ -258,6 +258,10 @@ def test_exports_load_through_the_registry_and_stage_two_starts_from_the_best(
     assert all(r["val_rms"] == best_global for r in epochs if r["stage"] == "gradient")
     saved = json.loads((Path(config.out) / "config.json").read_text())
     assert saved["input_size"] == list(SIZE) and saved["stage"] == "all"
+    # the farthest validation ground truth: where the run's predictions will be clamped
+    _train, held_out = holdout_split(12, 0.25)
+    far = max(float(s["depth"][s["valid"]].max()) for s in map(Planes(12).__getitem__, held_out))
+    assert index["val_depth_max"] == round(far, 3)
 
 
 def test_existing_runs_are_not_overwritten_and_finished_runs_do_nothing(tmp_path: Path) -> None:
