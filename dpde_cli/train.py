@@ -407,7 +407,8 @@ def build_datasets(
         options.setdefault("length", config.synthetic_size)
         options.setdefault("config", SceneConfig(height=input_size[0], width=input_size[1]))
         options.setdefault("seed", 0)
-        train_set = build_dataset("synthetic", None, "train", **options)
+        # config.data_dir goes through so that the builder refuses one, not ignores it
+        train_set = build_dataset("synthetic", config.data_dir, "train", **options)
         if config.val_split is None:
             return train_set, None
         count = max(1, round(options["length"] * (config.val_fraction or 0.05)))

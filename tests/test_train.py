@@ -399,3 +399,10 @@ def test_a_resumed_stage_already_at_its_end_logs_strict_json(tmp_path: Path) -> 
     records = [json.loads(line, parse_constant=refuse) for line in lines]
     last = records[-1]
     assert (last["kind"], last["step"], last["images_per_s"]) == ("epoch", 3, None)
+
+
+def test_a_data_folder_with_synthetic_scenes_is_refused_not_ignored(tmp_path: Path) -> None:
+    config = tiny_config(tmp_path / "run", dataset="synthetic", data_dir=str(tmp_path))
+    with pytest.raises(UsageError, match="drop --data-dir"):
+        train(config)
+    assert not (tmp_path / "run").exists()

@@ -138,8 +138,8 @@ def eval_command(
     from dpde_cli.io import write_text
     from dpde_cli.metrics import default_protocol
 
-    opts = global_options(ctx)
-    quiet = quiet or opts.quiet
+    opts = global_options(ctx, quiet)
+    quiet = opts.quiet
     name = dataset.value
     split = split or DEFAULT_SPLITS[name]
     overrides: dict[str, Any] = {

@@ -99,8 +99,9 @@ def fuse(
     if output.is_dir():
         raise UsageError(f"-o {output} is a folder; fuse writes one file (e.g. {output}/fused.png)")
     fmt = depth_format(output, fmt)
+    opts = global_options(ctx, quiet)
     if output.exists() and not overwrite:  # as a batch command would: skipped, not failed
-        if not global_options(ctx, quiet).quiet:
+        if not opts.quiet:
             err_console.print(
                 f"dpde: skipped: {output} exists; --overwrite redoes it",
                 markup=False,
@@ -125,7 +126,6 @@ def fuse(
 
         image = read_image(source)
         _check_aspect(source, image.shape[:2], depth_path, estimate.shape)
-        opts = global_options(ctx, quiet)
         predictor, _ = build_predictor(
             model, weights, device or opts.device, precision, None, input_size
         )

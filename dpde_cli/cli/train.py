@@ -233,14 +233,14 @@ def train(
     from dpde_cli import train as training
     from dpde_cli.data import default_workers
 
-    opts = global_options(ctx)
+    opts = global_options(ctx, quiet)
     main = int(os.environ.get("RANK", "0")) == 0
-    quiet = quiet or opts.quiet or not main
+    quiet = opts.quiet or not main
     callbacks = _Reporter(show_progress(quiet or as_json), quiet)
     if resume_dir is not None:
         _check_resume_options(ctx)
     else:
-        _check_data_options(ctx, dataset, data_dir or [], dataset_option or [])
+        _check_data_options(ctx, dataset_option or [])
     run_dir = resume_dir if resume_dir is not None else out
     with _interrupts(callbacks, run_dir, main), callbacks:
         if resume_dir is not None:
@@ -318,12 +318,9 @@ def _check_resume_options(ctx: typer.Context) -> None:
         )
 
 
-def _check_data_options(
-    ctx: typer.Context, dataset: Dataset, data_dir: list[Path], dataset_option: list[str]
-) -> None:
-    """Refuse data options that would be silently ignored or overridden."""
-    if dataset is Dataset.synthetic and data_dir:
-        raise UsageError("synthetic scenes are rendered, not read from a folder: drop --data-dir")
+def _check_data_options(ctx: typer.Context, dataset_option: list[str]) -> None:
+    """Refuse data options that would be silently overridden (a --data-dir with synthetic
+    is the dataset builder's to refuse, for library callers too)."""
     if _given(ctx, "synthetic_size") and "length" in _parse_options(dataset_option):
         raise UsageError(
             "--dataset-option length=N and --synthetic-size both set the number of "
