@@ -66,9 +66,10 @@ InputSizeOption = Annotated[
     tuple[int, int] | None,
     typer.Option(
         "--input-size",
-        help="H W the network runs at, multiples of 8, for photos of that aspect ratio; "
-        "others run at as many pixels in their own aspect ratio (default: the size the "
-        "weights were trained at). Another size changes the metric scale: the network "
+        metavar="<h w>",
+        help="Height and width the network runs at, multiples of 8, for photos of that "
+        "aspect ratio; others run at as many pixels in their own aspect ratio (default: "
+        "the size the weights were trained at). Another size changes the metric scale: the network "
         "judges distance by apparent size.",
     ),
 ]

@@ -70,6 +70,7 @@ def eval_command(
         list[Path] | None,
         typer.Option(
             "--data-dir",
+            metavar="<dir>",
             help="The dataset's folder; repeat it to evaluate several folders as one set "
             "(names get the shortest path tail that tells the folders apart as prefix).",
         ),
@@ -104,7 +105,8 @@ def eval_command(
     ] = None,
     flip_tta: Annotated[bool, typer.Option(help="Horizontal-flip test-time augmentation.")] = False,
     metrics: Annotated[
-        list[str] | None, typer.Option("--metric", help="Add ssim and/or gsm (repeatable).")
+        list[str] | None,
+        typer.Option("--metric", metavar="<name>", help="Add ssim and/or gsm (repeatable)."),
     ] = None,
     constant_baseline: Annotated[
         float | None,

@@ -81,8 +81,9 @@ def predict(
     depth_range: Annotated[
         tuple[float, float] | None,
         typer.Option(
-            help="NEAR FAR metres of the preview colours (default: the model's range, "
-            "the same for every frame)."
+            metavar="<near far>",
+            help="Near and far metres of the preview colours (default: the model's range, "
+            "the same for every frame).",
         ),
     ] = None,
     max_pixels: Annotated[

@@ -86,6 +86,7 @@ def train(
         list[Path] | None,
         typer.Option(
             "--data-dir",
+            metavar="<dir>",
             help="The dataset's folder (not for synthetic); repeat it to train on several "
             "folders as one set.",
         ),
@@ -135,7 +136,11 @@ def train(
     ] = 1.0,
     input_size: Annotated[
         tuple[int, int] | None,
-        typer.Option("--input-size", help="H W training size, multiples of 8 (default: model's)."),
+        typer.Option(
+            "--input-size",
+            metavar="<h w>",
+            help="Height and width to train at, multiples of 8 (default: model's).",
+        ),
     ] = None,
     augment: Annotated[
         bool, typer.Option("--augment/--no-augment", help="Scale, rotate, crop, flip, jitter.")
@@ -159,7 +164,9 @@ def train(
     dataset_option: Annotated[
         list[str] | None,
         typer.Option(
-            "--dataset-option", help="KEY=VALUE passed to the dataset (repeatable), e.g. gt=raw."
+            "--dataset-option",
+            metavar="<key=value>",
+            help="KEY=VALUE passed to the dataset (repeatable), e.g. gt=raw.",
         ),
     ] = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="Run folder.")] = Path("runs/train"),
