@@ -77,6 +77,30 @@ QuietOption = Annotated[
     bool,
     typer.Option("--quiet", "-q", help="No progress bar or notes on stderr (errors still show)."),
 ]
+DEFAULT_OUTPUT = Path("outputs")
+"""Where predict and pointcloud write when no -o is given."""
+
+OutputOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--output",
+        "-o",
+        help=f"Output file (one input) or directory (default: ./{DEFAULT_OUTPUT}/).",
+    ),
+]
+BatchSizeOption = Annotated[
+    int, typer.Option("--batch-size", "-b", min=1, help="Images per network pass.")
+]
+FuseOption = Annotated[
+    bool, typer.Option("--fuse/--no-fuse", help="Refine with the IRLS gradient fusion.")
+]
+OmegaOption = Annotated[float, typer.Option(help="Fusion weight of the gradient term.")]
+RecursiveOption = Annotated[bool, typer.Option("--recursive", "-r", help="Descend into folders.")]
+OverwriteOption = Annotated[bool, typer.Option(help="Replace existing outputs.")]
+BatchJsonOption = Annotated[
+    bool, typer.Option("--json", help="One JSON record per input on stdout.")
+]
+MaxPixelsOption = Annotated[int | None, typer.Option(help="Refuse larger images (default ~89 MP).")]
 PrecisionOption = Annotated[
     str,
     typer.Option("--precision", help="auto | fp32 | fp16 | bf16; half precision only on CUDA."),

@@ -14,6 +14,7 @@ from typing import Annotated, Any
 import typer
 
 from dpde_cli.cli.common import (
+    BatchSizeOption,
     DeviceOption,
     InputSizeOption,
     ModelOption,
@@ -116,7 +117,7 @@ def eval_command(
         ),
     ] = None,
     limit: Annotated[int | None, typer.Option(min=1, help="Only the first N images.")] = None,
-    batch_size: Annotated[int, typer.Option("--batch-size", "-b", min=1)] = 4,
+    batch_size: BatchSizeOption = 4,
     workers: Annotated[
         int | None, typer.Option(min=0, help="DataLoader workers (default: min(4, CPUs)).")
     ] = None,

@@ -11,11 +11,20 @@ from typing import Annotated, Any
 import typer
 
 from dpde_cli.cli.common import (
+    DEFAULT_OUTPUT,
+    BatchJsonOption,
+    BatchSizeOption,
     DeviceOption,
+    FuseOption,
     InputSizeOption,
+    MaxPixelsOption,
     ModelOption,
+    OmegaOption,
+    OutputOption,
+    OverwriteOption,
     PrecisionOption,
     QuietOption,
+    RecursiveOption,
     WeightsOption,
     build_predictor,
     err_console,
@@ -27,7 +36,6 @@ from dpde_cli.cli.common import (
 from dpde_cli.errors import InputError, UsageError
 from dpde_cli.inputs import InputItem
 
-DEFAULT_OUTPUT = Path("outputs")
 DEPTH_EXTENSIONS = (".png", ".npy", ".pfm", ".tiff", ".tif")
 
 
@@ -60,14 +68,7 @@ def pointcloud(
             show_default=False,
         ),
     ] = None,
-    output: Annotated[
-        Path | None,
-        typer.Option(
-            "--output",
-            "-o",
-            help=f"Output file (one input) or directory (default: ./{DEFAULT_OUTPUT}/).",
-        ),
-    ] = None,
+    output: OutputOption = None,
     ply: Annotated[
         Path | None, typer.Option("--ply", help="Output .ply file for one input (as -o FILE).")
     ] = None,
@@ -157,21 +158,13 @@ def pointcloud(
     precision: PrecisionOption = "auto",
     quiet: QuietOption = False,
     input_size: InputSizeOption = None,
-    batch_size: Annotated[int, typer.Option("--batch-size", "-b", min=1)] = 4,
-    fuse: Annotated[
-        bool, typer.Option("--fuse/--no-fuse", help="Refine with the IRLS gradient fusion.")
-    ] = True,
-    omega: Annotated[float, typer.Option(help="Fusion weight of the gradient term.")] = 10.0,
-    recursive: Annotated[
-        bool, typer.Option("--recursive", "-r", help="Descend into folders.")
-    ] = False,
-    overwrite: Annotated[bool, typer.Option(help="Replace existing outputs.")] = False,
-    as_json: Annotated[
-        bool, typer.Option("--json", help="One JSON record per input on stdout.")
-    ] = False,
-    max_pixels: Annotated[
-        int | None, typer.Option(help="Refuse larger images (default ~89 MP).")
-    ] = None,
+    batch_size: BatchSizeOption = 4,
+    fuse: FuseOption = True,
+    omega: OmegaOption = 10.0,
+    recursive: RecursiveOption = False,
+    overwrite: OverwriteOption = False,
+    as_json: BatchJsonOption = False,
+    max_pixels: MaxPixelsOption = None,
 ) -> None:
     """Coloured 3D point clouds from photos, with the camera's real intrinsics.
 

@@ -9,11 +9,20 @@ from typing import Annotated, Any
 import typer
 
 from dpde_cli.cli.common import (
+    DEFAULT_OUTPUT,
+    BatchJsonOption,
+    BatchSizeOption,
     DeviceOption,
+    FuseOption,
     InputSizeOption,
+    MaxPixelsOption,
     ModelOption,
+    OmegaOption,
+    OutputOption,
+    OverwriteOption,
     PrecisionOption,
     QuietOption,
+    RecursiveOption,
     WeightsOption,
     build_predictor,
     global_options,
@@ -23,8 +32,6 @@ from dpde_cli.cli.common import (
 )
 from dpde_cli.formats import DEPTH_FORMATS, FORMAT_EXTENSIONS, depth_format
 
-DEFAULT_OUTPUT = Path("outputs")
-
 
 @handle_errors
 def predict(
@@ -33,14 +40,7 @@ def predict(
         list[str],
         typer.Argument(help="Images, directories, glob patterns, or - to read paths from stdin."),
     ],
-    output: Annotated[
-        Path | None,
-        typer.Option(
-            "--output",
-            "-o",
-            help=f"Output file (one input) or directory (default: ./{DEFAULT_OUTPUT}/).",
-        ),
-    ] = None,
+    output: OutputOption = None,
     fmt: Annotated[
         str | None,
         typer.Option(
@@ -56,18 +56,12 @@ def predict(
     precision: PrecisionOption = "auto",
     quiet: QuietOption = False,
     input_size: InputSizeOption = None,
-    batch_size: Annotated[int, typer.Option("--batch-size", "-b", min=1)] = 4,
-    recursive: Annotated[
-        bool, typer.Option("--recursive", "-r", help="Descend into folders.")
-    ] = False,
-    overwrite: Annotated[bool, typer.Option(help="Replace existing outputs.")] = False,
-    as_json: Annotated[
-        bool, typer.Option("--json", help="One JSON record per input on stdout.")
-    ] = False,
-    fuse: Annotated[
-        bool, typer.Option("--fuse/--no-fuse", help="Refine with the IRLS gradient fusion.")
-    ] = True,
-    omega: Annotated[float, typer.Option(help="Fusion weight of the gradient term.")] = 10.0,
+    batch_size: BatchSizeOption = 4,
+    recursive: RecursiveOption = False,
+    overwrite: OverwriteOption = False,
+    as_json: BatchJsonOption = False,
+    fuse: FuseOption = True,
+    omega: OmegaOption = 10.0,
     save_unfused: Annotated[
         bool, typer.Option(help="Also write the global network's depth as <name>_unfused.")
     ] = False,
@@ -86,9 +80,7 @@ def predict(
             "the same for every frame).",
         ),
     ] = None,
-    max_pixels: Annotated[
-        int | None, typer.Option(help="Refuse larger images (default ~89 MP).")
-    ] = None,
+    max_pixels: MaxPixelsOption = None,
 ) -> None:
     """Predict metric depth for photos.
 
