@@ -146,39 +146,60 @@ def create_model(
     spec = entry.weights
     if weights not in (None, "default"):
         path = Path(weights)
-        load_weights(model, path)
-        spec = run_spec(path, name, spec)
+        facts = load_weights(model, path)
+        spec = run_spec(path, name, spec, facts)
     model.spec = spec
     model.name = name
     return model.eval()
 
 
-def run_spec(path: Path, name: str, spec: WeightsSpec) -> WeightsSpec:
-    """``spec`` as fits a file in a `dpde train` run's ``weights/`` or ``checkpoints/``
-    folder: the input size the run trained at (its ``config.json``), and a depth range
-    reaching as far as the run's data, where the registry's (10 m) would clip predictions:
-    the farthest validation ground truth (``weights.json``), else the far limit of its
-    dataset's protocol (Make3D: 70 m). Otherwise ``spec`` itself."""
-    if path.parent.name not in ("weights", "checkpoints"):
+def run_spec(
+    path: Path, name: str, spec: WeightsSpec, facts: Mapping[str, Any] | None = None
+) -> WeightsSpec:
+    """``spec`` as fits weights from a `dpde train` run: the input size the run trained at,
+    and a depth range reaching as far as the run's data, where the registry's (10 m) would
+    clip predictions: the farthest validation ground truth, else the far limit of its
+    dataset's protocol (Make3D: 70 m).
+
+    The run's facts ("model", "input_size", "dataset", "val_depth_max") are those the file
+    carries (``facts``, from ``read_weights``), else, for a file in a run's ``weights/`` or
+    ``checkpoints/`` folder, the run's ``config.json`` and ``weights.json``. Without them,
+    or from a run of another model, ``spec`` itself."""
+    facts = facts or _run_folder_facts(path)
+    if facts.get("model") != name:
         return spec
-    run = path.parent.parent
-    config = _json_dict(run / RUN_CONFIG)
-    if config.get("model") != name:
-        return spec
-    size = config.get("input_size")
-    if isinstance(size, list) and len(size) == 2:
-        spec = dataclasses.replace(spec, input_size=check_input_size(size))
-    far = _json_dict(run / WEIGHTS_INDEX).get("val_depth_max")
+    size = facts.get("input_size")
+    if isinstance(size, (list, tuple)) and len(size) == 2:
+        try:
+            size = check_input_size([s for s in size if isinstance(s, int)])
+        except (UsageError, ValueError):
+            raise WeightsError(f"{path}: records an unusable input size {size}") from None
+        spec = dataclasses.replace(spec, input_size=size)
+    far = facts.get("val_depth_max")
     if not isinstance(far, (int, float)) or not far > 0:
         from dpde_cli.metrics import default_protocol
 
         try:
-            far = default_protocol(str(config.get("dataset"))).max_depth
+            far = default_protocol(str(facts.get("dataset"))).max_depth
         except UsageError:  # a dataset with no protocol: keep the registry's range
             far = math.inf
     if math.isfinite(far) and far > spec.depth_range[1]:
         spec = dataclasses.replace(spec, depth_range=(spec.depth_range[0], float(far)))
     return spec
+
+
+RUN_FACTS = ("model", "input_size", "dataset", "val_depth_max")
+"""What a weights file from `dpde train` says of the run that made it (see ``run_spec``)."""
+
+
+def _run_folder_facts(path: Path) -> dict[str, Any]:
+    """The run facts of a file in a run's ``weights/`` or ``checkpoints/`` folder, read from
+    the run's ``config.json`` and ``weights.json`` ({} elsewhere)."""
+    if path.parent.name not in ("weights", "checkpoints"):
+        return {}
+    run = path.parent.parent
+    facts = {**_json_dict(run / RUN_CONFIG), **_json_dict(run / WEIGHTS_INDEX)}
+    return {key: facts[key] for key in RUN_FACTS if key in facts}
 
 
 def _json_dict(path: Path) -> dict[str, Any]:
@@ -216,7 +237,18 @@ def sha256_file(path: Path) -> str:
 def read_state_dict(path: Path) -> dict[str, Any]:
     """Load a checkpoint as untrusted input: tensors and plain containers only.
 
-    Accepts a bare state dict or a training checkpoint holding one under "model".
+    Accepts a bare state dict or a file holding one under "model" (weights exported by
+    `dpde train`, or its training checkpoint).
+    """
+    return read_weights(path)[0]
+
+
+def read_weights(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A weights file's state dict (as ``read_state_dict``) and the facts it carries about
+    the run that made it (``RUN_FACTS``: {} for a bare state dict).
+
+    `dpde train` exports {"model": state dict, "run": facts}; its checkpoints hold the run's
+    "config" and "weights_index", where the same facts are found.
     """
     import torch
 
@@ -230,15 +262,31 @@ def read_state_dict(path: Path) -> dict[str, Any]:
             cause = str(exc).rsplit("WeightsUnpickler error:", 1)[-1].strip().splitlines()[0]
             reason = f"only tensors are loaded: {cause}"
         raise WeightsError(f"{path}: not a PyTorch weights file ({reason})") from exc
+    facts: dict[str, Any] = {}
     if isinstance(state, dict) and isinstance(state.get("model"), dict):
+        facts = _carried_facts(state)
         state = state["model"]
     if not isinstance(state, dict) or not all(isinstance(k, str) for k in state):
         raise WeightsError(f"{path}: not a state dict")
-    return state
+    return state, facts
 
 
-def load_weights(model: nn.Module, path: Path, expected_sha256: str | None = None) -> None:
-    """Check a weights file (sha256, keys, shapes) and load it into ``model`` in place."""
+def _carried_facts(payload: dict[str, Any]) -> dict[str, Any]:
+    """The run facts in an exported file ("run") or a training checkpoint ("config" and
+    "weights_index")."""
+    found: dict[str, Any] = {}
+    for key in ("weights_index", "config", "run"):  # later ones win
+        value = payload.get(key)
+        if isinstance(value, dict):
+            found.update(value)
+    return {key: found[key] for key in RUN_FACTS if key in found}
+
+
+def load_weights(
+    model: nn.Module, path: Path, expected_sha256: str | None = None
+) -> dict[str, Any]:
+    """Check a weights file (sha256, keys, shapes) and load it into ``model`` in place;
+    returns the run facts the file carries (see ``read_weights``)."""
     if not path.is_file():
         raise WeightsError(f"{path}: weights file not found")
     if expected_sha256 is not None:
@@ -248,10 +296,11 @@ def load_weights(model: nn.Module, path: Path, expected_sha256: str | None = Non
                 f"{path}: sha256 mismatch (expected {expected_sha256[:12]}..., "
                 f"got {actual[:12]}...); the file is corrupt or not the shipped one"
             )
-    state = read_state_dict(path)
+    state, facts = read_weights(path)
     check_state_dict(model, state, path)
     own = model.state_dict()
     model.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()})
+    return facts
 
 
 def check_state_dict(model: nn.Module, state: Mapping[str, Any], path: Path) -> None:

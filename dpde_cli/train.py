@@ -14,7 +14,9 @@ Run folder (``TrainConfig.out``):
                                  images_per_s)
     checkpoints/last.pt          model, optimiser, scheduler, GradScaler, RNG states of
                                  every rank, progress, weights index, config (atomic)
-    weights/<model>-<sha8>.pt    best and last weights: a plain state dict (registry format)
+    weights/<model>-<sha8>.pt    best and last weights: {"model": state dict, "run": the
+                                 run's model, input_size, dataset, val_depth_max}, so that
+                                 a copy anywhere runs as trained (registry.run_spec)
     weights.json                 {"model", "input_size", "best", "last", "stages"}: file,
                                  sha256, stage, epoch, step, metric, value of each;
                                  "val_depth_max": the farthest validation ground truth
@@ -524,7 +526,11 @@ def _state_bytes(state: dict[str, Any]) -> bytes:
 
 
 def export_weights(
-    state: dict[str, torch.Tensor], weights_dir: Path, model_name: str, half: bool = False
+    state: dict[str, torch.Tensor],
+    weights_dir: Path,
+    model_name: str,
+    half: bool = False,
+    run: dict[str, Any] | None = None,
 ) -> tuple[Path, str]:
     """Write a state dict in the registry's weights format as ``<model>-<sha256[:8]>.pt``.
 
@@ -533,6 +539,8 @@ def export_weights(
         weights_dir: folder to write into.
         model_name: registered name (the file name's prefix).
         half: convert floating tensors to float16.
+        run: facts about the run (``registry.RUN_FACTS``): stored beside the state dict as
+            {"model": state, "run": run}; None: a bare state dict.
 
     Returns:
         (path, sha256 hex digest of the file).
@@ -547,7 +555,7 @@ def export_weights(
         if half and value.is_floating_point():
             value = value.half()
         plain[key] = value.clone()
-    data = _state_bytes(plain)
+    data = _state_bytes(plain if run is None else {"model": plain, "run": run})
     digest = hashlib.sha256(data).hexdigest()
     path = weights_dir / f"{model_name}-{digest[:8]}.pt"
     if not path.exists():
@@ -1159,8 +1167,13 @@ class _Trainer:
         """Export last (and best, when improved) weights; update weights.json (rank 0)."""
         if not self.info.is_main:
             return
+        if self.val_depth_max is not None:  # the far limit predictions may reach
+            self.weights_index["val_depth_max"] = round(self.val_depth_max, 3)
         path, digest = export_weights(
-            self.model.state_dict(), self.run_dir / WEIGHTS_DIR, self.config.model
+            self.model.state_dict(),
+            self.run_dir / WEIGHTS_DIR,
+            self.config.model,
+            run=self._run_facts(),
         )
         metric, value = self._selection(stage, record)
         entry = {
@@ -1178,9 +1191,14 @@ class _Trainer:
             stages["best"] = entry
         self.weights_index["last"] = entry
         self.weights_index["best"] = stages["best"]
-        if self.val_depth_max is not None:  # the far limit predictions may reach
-            self.weights_index["val_depth_max"] = round(self.val_depth_max, 3)
         _write_json(self.run_dir / WEIGHTS_INDEX, self.weights_index)
+
+    def _run_facts(self) -> dict[str, Any]:
+        """What an exported weights file says of this run (``registry.RUN_FACTS``)."""
+        from dpde_cli.registry import RUN_FACTS
+
+        facts = {**self.config.to_json(), **self.weights_index}
+        return {key: facts[key] for key in RUN_FACTS if key in facts}
 
     def _load_stage_best(self, stage: str) -> dict[str, Any] | None:
         """Before the next stage: load this stage's best weights into the model (all ranks);
@@ -1309,7 +1327,7 @@ class _Trainer:
     def _final_weights(self) -> None:
         """Convert the exported weights to float16 when asked; write the final index."""
         if self.config.export_half and self.weights_index.get("dtype") != "float16":
-            from dpde_cli.registry import read_state_dict
+            from dpde_cli.registry import read_weights
 
             converted: dict[str, dict[str, Any]] = {}
             for holder in [self.weights_index, *self.weights_index["stages"].values()]:
@@ -1318,9 +1336,13 @@ class _Trainer:
                     if not entry:
                         continue
                     if entry["file"] not in converted:
-                        state = read_state_dict(self.run_dir / entry["file"])
+                        state, facts = read_weights(self.run_dir / entry["file"])
                         path, digest = export_weights(
-                            state, self.run_dir / WEIGHTS_DIR, self.config.model, half=True
+                            state,
+                            self.run_dir / WEIGHTS_DIR,
+                            self.config.model,
+                            half=True,
+                            run=facts,
                         )
                         converted[entry["file"]] = {
                             "file": str(path.relative_to(self.run_dir)),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -178,6 +179,42 @@ def test_weights_outside_a_run_of_that_model_keep_the_registry_size(
 ) -> None:
     path = _run_folder(tmp_path, tiny_weights, config, folder)
     assert create_model("dpde-tiny", weights=path).spec.input_size == (64, 96)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        lambda state: {
+            "model": state,
+            "run": {"model": "dpde-tiny", "input_size": [96, 128], "val_depth_max": 42.0},
+        },
+        lambda state: {  # a training checkpoint
+            "model": state,
+            "config": {"model": "dpde-tiny", "input_size": [96, 128], "dataset": "folder"},
+            "weights_index": {"val_depth_max": 42.0},
+        },
+    ],
+    ids=["exported", "checkpoint"],
+)
+def test_weights_copied_out_of_their_run_still_run_as_trained(
+    tiny_weights: Path, tmp_path: Path, payload: Callable[[dict], dict]
+) -> None:
+    # the file carries its run's facts: no config.json beside it
+    path = tmp_path / "copied.pt"
+    torch.save(payload(torch.load(tiny_weights, weights_only=True)), path)
+    spec = create_model("dpde-tiny", weights=path).spec
+    assert spec.input_size == (96, 128) and spec.depth_range == (0.1, 42.0)
+
+
+@pytest.mark.parametrize("size", [[60, 96], ["a", 96], [64.0, 96]])
+def test_a_file_recording_an_unusable_input_size_is_refused_naming_it(
+    tiny_weights: Path, tmp_path: Path, size: list[object]
+) -> None:
+    path = tmp_path / "odd.pt"
+    state = torch.load(tiny_weights, weights_only=True)
+    torch.save({"model": state, "run": {"model": "dpde-tiny", "input_size": size}}, path)
+    with pytest.raises(WeightsError, match=f"{path}: records an unusable input size"):
+        create_model("dpde-tiny", weights=path)
 
 
 @pytest.mark.parametrize("size", [(60, 96), (64, 100), (16, 96)])

@@ -13,7 +13,7 @@ import torch
 from torch.utils.data import Dataset
 
 from dpde_cli.errors import DpdeError, InputError, UsageError
-from dpde_cli.registry import create_model, sha256_file
+from dpde_cli.registry import create_model, read_weights, sha256_file
 from dpde_cli.train import (
     EpochSampler,
     TrainCallbacks,
@@ -249,8 +249,14 @@ def test_exports_load_through_the_registry_and_stage_two_starts_from_the_best(
         path = Path(config.out) / entry["file"]
         assert path.name == f"dpde-tiny-{entry['sha256'][:8]}.pt"
         assert sha256_file(path) == entry["sha256"]
-        state = torch.load(path, weights_only=True)
+        state, facts = read_weights(path)
         assert all(v.dtype == torch.float16 for v in state.values() if v.is_floating_point())
+        assert facts == {
+            "model": "dpde-tiny",
+            "input_size": list(SIZE),
+            "dataset": config.dataset,
+            "val_depth_max": index["val_depth_max"],
+        }
         create_model("dpde-tiny", weights=path)  # the registry's own checks pass
     assert index["best"]["stage"] == "gradient" and index["best"]["metric"] == "val_grad_loss"
     epochs = read_log(config.out, "epoch")
