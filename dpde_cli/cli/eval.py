@@ -7,9 +7,10 @@ import dataclasses
 import io
 import json
 import math
+import sys
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -29,6 +30,9 @@ from dpde_cli.cli.common import (
     show_progress,
 )
 from dpde_cli.errors import UsageError
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 # The paper's table order (Tables 1-3), then the other standard metrics.
 COLUMNS = ("rms", "log10", "abs_rel", "d1", "d2", "d3", "rms_log", "sq_rel", "silog")
@@ -121,8 +125,19 @@ def eval_command(
     workers: Annotated[
         int | None, typer.Option(min=0, help="DataLoader workers (default: min(4, CPUs)).")
     ] = None,
-    json_out: Annotated[Path | None, typer.Option("--json", help="Write results as JSON.")] = None,
-    csv_out: Annotated[Path | None, typer.Option("--csv", help="Write results as CSV.")] = None,
+    json_out: Annotated[
+        Path | None,
+        typer.Option(
+            "--json",
+            metavar="<file>",
+            help="Write results as JSON to this file; - for stdout (the table then goes to "
+            "stderr).",
+        ),
+    ] = None,
+    csv_out: Annotated[
+        Path | None,
+        typer.Option("--csv", metavar="<file>", help="Write results as CSV; - for stdout."),
+    ] = None,
     save_predictions: Annotated[
         Path | None, typer.Option(help="Write each prediction as a 16-bit PNG (mm) here.")
     ] = None,
@@ -138,11 +153,11 @@ def eval_command(
     """
     from dpde_cli.data import DEFAULT_SPLITS, build_datasets, default_workers
     from dpde_cli.evaluate import check_protocol, constant_baselines, evaluate
-    from dpde_cli.io import write_text
     from dpde_cli.metrics import default_protocol
 
     opts = global_options(ctx, quiet)
     quiet = opts.quiet
+    _check_report_paths(json_out=json_out, csv_out=csv_out)
     name = dataset.value
     split = split or DEFAULT_SPLITS[name]
     overrides: dict[str, Any] = {
@@ -209,22 +224,48 @@ def eval_command(
         "seconds_per_image": round(result.seconds_per_image, 4),
         "device": str(predictor.device),
     }
-    _print_table(header, result.variants, tuple(metrics or ()))
+    to_stdout = STDOUT in (json_out, csv_out)
+    _print_table(header, result.variants, tuple(metrics or ()), err_console if to_stdout else None)
     if json_out is not None:
-        write_text(
-            json_out,
-            json.dumps(
-                {**header, "results": result.variants, "per_image": result.records}, indent=2
-            ),
-        )
+        report = {**header, "results": result.variants, "per_image": result.records}
+        _write_report(json_out, json.dumps(report, indent=2) + "\n")
     if csv_out is not None:
-        write_text(csv_out, _csv(header, result.variants))
+        _write_report(csv_out, _csv(header, result.variants))
+
+
+STDOUT = Path("-")
+"""The report path that means standard output."""
+
+
+def _check_report_paths(**paths: Path | None) -> None:
+    """Refuse report paths that look like options (``--json -q`` would write a file "-q")
+    and two reports on stdout."""
+    for option, path in paths.items():
+        if path is not None and path != STDOUT and str(path).startswith("-"):
+            flag = "--" + option.removesuffix("_out")
+            raise UsageError(f"{flag} takes a file name (- for stdout), got {str(path)!r}")
+    if list(paths.values()).count(STDOUT) > 1:
+        raise UsageError("only one of --json and --csv can go to stdout (-)")
+
+
+def _write_report(path: Path, text: str) -> None:
+    """A report to its file (atomically), or to stdout for "-"."""
+    from dpde_cli.io import write_text
+
+    if path == STDOUT:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    else:
+        write_text(path, text)
 
 
 def _print_table(
-    header: dict[str, Any], variants: dict[str, dict[str, float]], extra: tuple[str, ...]
+    header: dict[str, Any],
+    variants: dict[str, dict[str, float]],
+    extra: tuple[str, ...],
+    console: Console | None = None,
 ) -> None:
-    """The results in the paper's layout on stdout; the protocol under it."""
+    """The results in the paper's layout on stdout (or ``console``); the protocol under it."""
     from rich.console import Console
     from rich.table import Table
 
@@ -240,7 +281,7 @@ def _print_table(
         table.add_column(METRIC_LABELS[key], justify="right")
     for row, values in variants.items():
         table.add_row(row, *(f"{values[key]:.3f}" for key in columns))
-    console = Console(width=max(120, Console().width))
+    console = console or Console(width=max(120, Console().width))
     console.print(table)
     console.print(f"protocol: {header['protocol']}", markup=False, highlight=False)
     console.print(

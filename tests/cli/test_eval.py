@@ -323,3 +323,38 @@ def test_the_model_s_clamp_widens_to_the_protocol_s_range(
     result = run_tiny(tiny_weights, "--dataset", "folder", "--data-dir", str(folder), *cap)
     assert isinstance(result.exception, RuntimeError)
     assert seen["range"] == (0.1, far)
+
+
+def test_json_to_stdout_leaves_stdout_machine_readable(
+    folder: Path, tiny_weights: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # where a file named "-" would land
+    result = run_tiny(tiny_weights, "--dataset", "folder", "--data-dir", str(folder), "--json", "-")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)  # the table went to stderr
+    assert report["images"] == 2 and "DPDE" in report["results"]
+    assert "protocol: no crop" in result.stderr
+    assert [p.name for p in tmp_path.iterdir()] == [folder.name]  # no file "-"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--json", "-q"], "--json takes a file name (- for stdout), got '-q'"),
+        (["--csv", "--quiet"], "--csv takes a file name"),
+        (["--json", "-", "--csv", "-"], "only one of --json and --csv"),
+    ],
+)
+def test_report_paths_that_look_like_options_are_refused(
+    folder: Path,
+    tiny_weights: Path,
+    args: list[str],
+    message: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # `--json -q` (--json is a flag on predict) wrote the results to a file named "-q"
+    monkeypatch.chdir(tmp_path)
+    result = run_tiny(tiny_weights, "--dataset", "folder", "--data-dir", str(folder), *args)
+    assert result.exit_code == 2 and message in result.stderr, result.output
+    assert [p.name for p in tmp_path.iterdir()] == [folder.name]
