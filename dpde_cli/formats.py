@@ -39,7 +39,10 @@ IMAGE_EXTENSIONS = (
     ".gif",
     ".jp2",
     ".heic",
+    ".heif",
 )
+HEIF_EXTENSIONS = (".heic", ".heif")
+"""Photos PIL reads only through pillow-heif (dpde_cli.io.open_image)."""
 
 
 def depth_format(path: str | Path | None, fmt: str | None = None) -> str:

@@ -427,10 +427,10 @@ def exif_intrinsics(path: str | Path, width: int, height: int) -> tuple[Intrinsi
         path: the image file (any format PIL reads EXIF from: JPEG, PNG, TIFF, WebP).
         width, height: the displayed image size in pixels.
     """
-    from PIL import Image
+    from dpde_cli.io import open_image
 
     try:
-        with Image.open(path) as image:
+        with open_image(Path(path)) as image:
             exif = image.getexif()
             stored = image.size
             sub = exif.get_ifd(_EXIF_IFD)

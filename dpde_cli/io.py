@@ -12,6 +12,7 @@ Depth formats, chosen by extension or by name:
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import tempfile
 import threading
@@ -22,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from dpde_cli.errors import InputError, UsageError
-from dpde_cli.formats import depth_format
+from dpde_cli.formats import HEIF_EXTENSIONS, depth_format
 
 MAX_PNG16_METRES = 65.535
 _UMASK = os.umask(0o022)
@@ -33,7 +34,8 @@ os.umask(_UMASK)
 
 
 def read_image(path: str | Path, max_pixels: int | None = None) -> np.ndarray:
-    """Read any PIL-readable image as 8-bit RGB with its EXIF orientation applied.
+    """Read any PIL-readable image (and HEIC/HEIF, as phones save photos) as 8-bit RGB with
+    its EXIF orientation applied.
 
     RGBA and LA are composited on white, palette images converted, 16-bit and 32-bit
     grayscale scaled to 8 bits.
@@ -60,7 +62,7 @@ def read_image(path: str | Path, max_pixels: int | None = None) -> np.ndarray:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with _own_pixel_limit() as default:  # PIL's, which --max-pixels could not raise
-                opened = Image.open(path)
+                opened = open_image(path)
             limit = max_pixels or default
             with opened as image:
                 if image.width * image.height > limit:
@@ -80,6 +82,25 @@ def read_image(path: str | Path, max_pixels: int | None = None) -> np.ndarray:
         raise InputError(path, "image too large for memory") from None
     except (OSError, ValueError, SyntaxError) as exc:
         raise InputError(path, f"cannot decode image ({exc})") from exc
+
+
+def open_image(path: Path):
+    """PIL's Image.open, with HEIC/HEIF taught to PIL (by pillow-heif) when such a file is
+    first opened."""
+    from PIL import Image
+
+    if path.suffix.lower() in HEIF_EXTENSIONS:
+        _register_heif()
+    return Image.open(path)
+
+
+@functools.cache
+def _register_heif() -> None:
+    """Register pillow-heif's opener with PIL, once (it applies the HEIF orientation and
+    resets EXIF's, so exif_transpose does not turn the photo twice)."""
+    from pillow_heif import register_heif_opener
+
+    register_heif_opener()
 
 
 _PIL_LIMIT = threading.Lock()

@@ -194,6 +194,18 @@ def test_exif_focal_plane_resolution(tmp_path: Path) -> None:
     assert k.fx == pytest.approx(4.2 * 50) and k.fy == pytest.approx(4.2 * 100)
 
 
+def test_exif_of_a_heic_photo(tmp_path: Path) -> None:
+    import pillow_heif
+
+    image = Image.new("RGB", (64, 48))
+    exif = image.getexif()
+    exif.get_ifd(0x8769)[FOCAL_35MM] = 28
+    path = tmp_path / "phone.heic"
+    pillow_heif.from_pillow(image).save(path, exif=exif.tobytes())
+    k, source = exif_intrinsics(path, 64, 48)
+    assert source == "exif-35mm" and k.fx == pytest.approx(28 / 36 * 64)
+
+
 def test_no_exif(tmp_path: Path) -> None:
     plain = tmp_path / "p.png"
     Image.new("RGB", (8, 6)).save(plain)

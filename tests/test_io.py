@@ -111,6 +111,20 @@ def test_exif_orientation_is_applied(tmp_path: Path) -> None:
     assert out[:10].mean() > 200 and out[-10:].mean() < 50  # left became top
 
 
+@pytest.mark.parametrize("suffix", [".heic", ".heif"])
+def test_heic_photos_are_read(suffix: str, tmp_path: Path) -> None:
+    # what phones save; PIL alone says "cannot identify image file"
+    import pillow_heif
+
+    array = np.zeros((24, 40, 3), np.uint8)
+    array[:, :10] = 255  # white on the left
+    path = tmp_path / f"phone{suffix}"
+    pillow_heif.from_pillow(Image.fromarray(array)).save(path, quality=95)
+    out = read_image(path)
+    assert out.shape == (24, 40, 3)
+    assert out[:, :8].mean() > 200 and out[:, 12:].mean() < 50
+
+
 @pytest.mark.parametrize("mode", ["L", "RGBA", "P", "LA", "I;16", "I", "1", "CMYK", "F"])
 def test_odd_modes_become_rgb8(mode: str, tmp_path: Path) -> None:
     rng = np.random.default_rng(1)
