@@ -26,6 +26,7 @@ from dpde_cli.errors import InputError, UsageError
 from dpde_cli.formats import HEIF_EXTENSIONS, depth_format
 
 MAX_PNG16_METRES = 65.535
+"""The farthest depth a 16-bit PNG in millimetres holds."""
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)
 
@@ -288,19 +289,15 @@ def write_depth(
     return Path(path)
 
 
-PNG16_MAX_M = 65.535
-"""The farthest depth a 16-bit PNG in millimetres holds."""
-
-
 def _to_png16(depth: np.ndarray, path: str | Path) -> np.ndarray:
     """Metres -> uint16 millimetres, 0 for missing; an InputError for depth past 65.535 m
     (clipping it would put far points at the wrong place without a word)."""
     mm = np.nan_to_num(depth, nan=0.0, posinf=0.0, neginf=0.0) * 1000.0
     far = float(mm.max(initial=0.0)) / 1000.0
-    if far > PNG16_MAX_M + 0.0005:
+    if far > MAX_PNG16_METRES + 0.0005:
         raise InputError(
             path,
-            f"depth reaches {far:.1f} m, past the {PNG16_MAX_M} m a 16-bit PNG holds in "
+            f"depth reaches {far:.1f} m, past the {MAX_PNG16_METRES} m a 16-bit PNG holds in "
             "millimetres; write .npy, .tiff or .pfm",
         )
     return np.clip(np.rint(mm), 0, 65535).astype(np.uint16)
