@@ -192,14 +192,23 @@ RUN_FACTS = ("model", "input_size", "dataset", "val_depth_max")
 """What a weights file from `dpde train` says of the run that made it (see ``run_spec``)."""
 
 
+def run_facts(*sources: object) -> dict[str, Any]:
+    """The ``RUN_FACTS`` found in these dicts, later ones winning; a source that is not a
+    dict (a missing entry of an untrusted file) adds nothing."""
+    found: dict[str, Any] = {}
+    for source in sources:
+        if isinstance(source, dict):
+            found.update(source)
+    return {key: found[key] for key in RUN_FACTS if key in found}
+
+
 def _run_folder_facts(path: Path) -> dict[str, Any]:
     """The run facts of a file in a run's ``weights/`` or ``checkpoints/`` folder, read from
     the run's ``config.json`` and ``weights.json`` ({} elsewhere)."""
     if path.parent.name not in ("weights", "checkpoints"):
         return {}
     run = path.parent.parent
-    facts = {**_json_dict(run / RUN_CONFIG), **_json_dict(run / WEIGHTS_INDEX)}
-    return {key: facts[key] for key in RUN_FACTS if key in facts}
+    return run_facts(_json_dict(run / RUN_CONFIG), _json_dict(run / WEIGHTS_INDEX))
 
 
 def _json_dict(path: Path) -> dict[str, Any]:
@@ -264,22 +273,12 @@ def read_weights(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
         raise WeightsError(f"{path}: not a PyTorch weights file ({reason})") from exc
     facts: dict[str, Any] = {}
     if isinstance(state, dict) and isinstance(state.get("model"), dict):
-        facts = _carried_facts(state)
+        # an export's "run", else a training checkpoint's "config" and "weights_index"
+        facts = run_facts(state.get("weights_index"), state.get("config"), state.get("run"))
         state = state["model"]
     if not isinstance(state, dict) or not all(isinstance(k, str) for k in state):
         raise WeightsError(f"{path}: not a state dict")
     return state, facts
-
-
-def _carried_facts(payload: dict[str, Any]) -> dict[str, Any]:
-    """The run facts in an exported file ("run") or a training checkpoint ("config" and
-    "weights_index")."""
-    found: dict[str, Any] = {}
-    for key in ("weights_index", "config", "run"):  # later ones win
-        value = payload.get(key)
-        if isinstance(value, dict):
-            found.update(value)
-    return {key: found[key] for key in RUN_FACTS if key in found}
 
 
 def load_weights(

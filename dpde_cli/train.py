@@ -1195,10 +1195,9 @@ class _Trainer:
 
     def _run_facts(self) -> dict[str, Any]:
         """What an exported weights file says of this run (``registry.RUN_FACTS``)."""
-        from dpde_cli.registry import RUN_FACTS
+        from dpde_cli.registry import run_facts
 
-        facts = {**self.config.to_json(), **self.weights_index}
-        return {key: facts[key] for key in RUN_FACTS if key in facts}
+        return run_facts(self.config.to_json(), self.weights_index)
 
     def _load_stage_best(self, stage: str) -> dict[str, Any] | None:
         """Before the next stage: load this stage's best weights into the model (all ranks);
@@ -1383,8 +1382,20 @@ def train(
     Example:
         >>> train(TrainConfig(dataset="synthetic", synthetic_size=200, epochs=2, out="runs/x"))
     """
+    return _run(replace(config), callbacks, train_set, val_set, checkpoint=None)
+
+
+def _run(
+    config: TrainConfig,
+    callbacks: TrainCallbacks | None,
+    train_set: Dataset | None,
+    val_set: Dataset | None,
+    checkpoint: dict[str, Any] | None,
+) -> TrainResult:
+    """Run a trainer (fresh, or from ``checkpoint``) to its end and release its workers and
+    process group, with Ctrl-C kept an interrupt while loader workers run."""
     with loader_interrupts():
-        trainer = _Trainer(replace(config), callbacks, train_set, val_set, checkpoint=None)
+        trainer = _Trainer(config, callbacks, train_set, val_set, checkpoint=checkpoint)
         try:
             return trainer.run()
         finally:
@@ -1460,9 +1471,4 @@ def resume(
             callbacks.on_message(f"{run_dir}: the run is complete; nothing to resume")
         index = json.loads((run_dir / WEIGHTS_INDEX).read_text())
         return TrainResult(run_dir, index, [])
-    with loader_interrupts():
-        trainer = _Trainer(config, callbacks, train_set, val_set, checkpoint=checkpoint)
-        try:
-            return trainer.run()
-        finally:
-            trainer.close()
+    return _run(config, callbacks, train_set, val_set, checkpoint=checkpoint)
