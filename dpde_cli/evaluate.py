@@ -158,6 +158,8 @@ def evaluate(
                 on_progress(done)
     first = accumulators[rows[0]]
     truth = ground_truth(dataset)
+    if truth and done < len(dataset):
+        truth += f", the first {done} of {len(dataset)} images"
     described = protocol.describe(units="m" if metric_depth(dataset) else "")
     return EvalResult(
         variants={row: acc.compute() for row, acc in accumulators.items()},

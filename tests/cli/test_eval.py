@@ -222,6 +222,15 @@ def test_nyuv2_ground_truth_is_in_the_protocol(tmp_path: Path, tiny_weights: Pat
         assert f"NYUv2 {gt} depth" in " ".join(result.stdout.split())
 
 
+def test_limit_is_named_in_the_ground_truth(tiny_weights: Path) -> None:
+    result = run_tiny(tiny_weights, "--dataset", "synthetic", "--limit", "2", "-q", "--json", "-")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["images"] == 2
+    assert report["ground_truth"].endswith("scenes 1000000-1000099, the first 2 of 100 images")
+    assert "the first 2 of 100 images" in report["protocol"]
+
+
 def test_synthetic_takes_no_data_dir(tmp_path: Path) -> None:
     result = run("eval", "--dataset", "synthetic", "--data-dir", str(tmp_path))
     assert result.exit_code == 2 and "--data-dir" in result.stderr
