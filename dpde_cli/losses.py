@@ -29,6 +29,8 @@ SILOG_VARIANCE_FOCUS = 0.85
 
 FSIM_MIN_SIZE = 8
 """Smallest side (pixels, after piq's internal average pooling) the FSIM term accepts."""
+FSIM_RAMP = 4e-6
+"""Step per pixel of the ramp added to both FSIM images (1e-3 grey levels; fsim_inputs)."""
 
 
 def berhu(residual: torch.Tensor, c: torch.Tensor | float) -> torch.Tensor:
@@ -138,6 +140,12 @@ def fsim_inputs(
     agree on them exactly and the prediction receives no gradient at those pixels.
     Non-finite predictions (a diverged network) become 0 so piq does not fail; the caller
     sees the divergence in the BerHu term.
+    Flat patches: piq's gradient magnitude sqrt(gx^2 + gy^2) has a 0/0 (NaN) derivative
+    where the image gradient is exactly 0, which bf16 autocast makes common (depth falls into
+    plateaus) and any flat patch makes possible. Both images get the same faint ramp
+    (FSIM_RAMP per pixel along rows and columns, ~1e-3 grey levels), so no gradient is ever
+    exactly 0; identical maps stay identical, and the score moves by about 2e-4 (rendered
+    240x320 scenes).
 
     Args:
         pred, gt: (B, 1, H, W) depth, metres; valid: (B, 1, H, W) bool.
@@ -153,7 +161,12 @@ def fsim_inputs(
     scale = scale.clamp(min=1e-6).view(-1, 1, 1, 1)
     x = torch.where(valid, pred, held).clamp(min=0) / scale
     y = torch.where(valid, gt_valid, held.clamp(min=0)) / scale
-    return x.clamp(max=1.0), y.clamp(max=1.0)
+    height, width = x.shape[-2:]
+    rows = torch.arange(height, device=x.device, dtype=x.dtype).view(-1, 1)
+    cols = torch.arange(width, device=x.device, dtype=x.dtype).view(1, -1)
+    ramp = FSIM_RAMP * (rows + cols)
+    keep = 1.0 - FSIM_RAMP * (height + width - 2)  # so that x, y stay in [0, 1]
+    return x.clamp(max=1.0) * keep + ramp, y.clamp(max=1.0) * keep + ramp
 
 
 def fsim_loss(pred: torch.Tensor, gt: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:

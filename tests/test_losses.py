@@ -131,6 +131,18 @@ def test_fsim_term_ignores_invalid_pixels_and_backpropagates() -> None:
     assert torch.isfinite(noisy.grad).all() and torch.any(noisy.grad[valid] != 0)
 
 
+def test_fsim_term_backpropagates_through_flat_patches() -> None:
+    # bf16 autocast quantises depth into plateaus where the image gradient is exactly 0;
+    # piq's gradient magnitude is sqrt(gx^2 + gy^2), whose derivative there is 0/0 (NaN)
+    gt = _scene(2, 64, 96)
+    valid = torch.ones_like(gt, dtype=torch.bool)
+    pred = (gt * 1.1).bfloat16().float().requires_grad_()
+    loss = fsim_loss(pred, gt, valid)
+    loss.backward()
+    assert torch.isfinite(loss) and float(loss.detach()) > 0
+    assert torch.isfinite(pred.grad).all() and torch.any(pred.grad != 0)
+
+
 def test_fsim_term_refuses_tiny_maps() -> None:
     depth = torch.ones(1, 1, 4, 40)
     with pytest.raises(ValueError, match="at least"):
