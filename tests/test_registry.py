@@ -221,3 +221,16 @@ def test_a_file_recording_an_unusable_input_size_is_refused_naming_it(
 def test_input_sizes_must_be_multiples_of_8_and_at_least_32(size: tuple[int, int]) -> None:
     with pytest.raises(UsageError, match="multiples of 8"):
         registry.check_input_size(size)
+
+
+def test_the_shipped_file_runs_as_shipped_however_it_is_named(tmp_path: Path) -> None:
+    # the shipped file carries its run's facts (a farther depth range than the registry's);
+    # loaded by path, or as a copy, it must still behave as the default weights do
+    shipped = get_entry("dpde-lite").weights
+    copy = tmp_path / "mine.pt"
+    copy.write_bytes(shipped.path.read_bytes())
+    default = create_model("dpde-lite").spec
+    assert create_model("dpde-lite", weights=shipped.path).spec == default
+    assert create_model("dpde-lite", weights=copy).spec == default
+    copy.write_bytes(copy.read_bytes() + b"\0")  # not the shipped file: its own run's facts
+    assert create_model("dpde-lite", weights=copy).spec.depth_range[1] > 10.0
