@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import sys
@@ -287,7 +288,8 @@ def run_batches(
             except (DpdeError, OSError) as exc:
                 for target in targets.values():  # none of a failed input's outputs stay
                     if not target.is_dir():  # (a folder in an output's place made it fail)
-                        target.unlink(missing_ok=True)
+                        with contextlib.suppress(OSError):  # (or a file in a folder's place)
+                            target.unlink(missing_ok=True)
                 record = {"input": str(item.path), "error": _write_error(item.path, targets, exc)}
             finish(item.path, record)
 
@@ -338,5 +340,31 @@ def _write_error(source: Path, targets: dict[str, Path], exc: Exception) -> str:
     reason = getattr(exc, "strerror", None) or str(exc)
     if "requested and" in reason:  # PIL's words for a short write: the disk is full
         reason = f"short write, disk full? ({reason})"
+    target = _failed_target(targets, exc)
+    if target is not None:
+        return f"{source}: cannot write {target} ({reason})"
     where = next(iter(targets.values())).parent
+    blocker = next((p for p in (where, *where.parents) if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        reason = f"{blocker} is a file, not a folder"
     return f"{source}: cannot write its output in {where}/ ({reason})"
+
+
+def _failed_target(targets: dict[str, Path], exc: Exception) -> Path | None:
+    """The output an OSError was about: named by it, or by the temporary file it was being
+    written through (``io.atomic_path``: ``.<stem>.*.tmp<suffix>`` beside it); None if
+    neither."""
+    names = [
+        Path(n)
+        for n in (getattr(exc, "filename", None), getattr(exc, "filename2", None))
+        if isinstance(n, str)
+    ]
+    for target in targets.values():
+        for name in names:
+            if name == target or (
+                name.parent == target.parent
+                and name.name.startswith(f".{target.stem}.")
+                and name.name.endswith(f".tmp{target.suffix}")
+            ):
+                return target
+    return None

@@ -204,7 +204,24 @@ def test_a_folder_in_an_output_s_place_fails_that_input_only(
     result = run(*args, *base_args(tiny_weights))
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert "1 of 2 input(s) failed" in result.stderr
+    assert f"cannot write {out / 'one_color.png'} (Is a directory)" in result.stderr
     assert sorted(p.name for p in out.iterdir()) == ["one_color.png", "two.png", "two_color.png"]
+
+
+@pytest.mark.parametrize("output", ["{file}", "{file}/d.png", "{file}/sub/"])
+def test_a_file_in_the_output_folder_s_place_is_one_line_per_input(
+    photos: Path, tiny_weights: Path, tmp_path: Path, output: str
+) -> None:
+    blocker = tmp_path / "afile"
+    blocker.write_text("not a folder")
+    inputs = [str(photos / "a/one.jpg")]
+    if not output.endswith(".png"):  # -o names a folder: a batch, which goes on past each
+        inputs.append(str(photos / "a/two.png"))
+    result = run("predict", *inputs, "-o", output.format(file=blocker), *base_args(tiny_weights))
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert f"{len(inputs)} of {len(inputs)} input(s) failed" in result.stderr
+    assert result.stderr.count(f"({blocker} is a file, not a folder)") == len(inputs)
+    assert blocker.read_text() == "not a folder"
 
 
 def test_usage_errors_exit_2(photos: Path, tiny_weights: Path, tmp_path: Path) -> None:
