@@ -242,6 +242,25 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         tmp_path.unlink(missing_ok=True)
 
 
+def check_writable(folder: str | Path) -> None:
+    """Create ``folder`` (and its parents) if needed and make, then remove, a file in it, so
+    that a long job learns before it starts that it could not write its results.
+
+    Raises:
+        OSError: the folder cannot be made (a file in its place) or written to.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryFile(dir=folder):
+        pass
+
+
+def file_in_the_way(folder: str | Path) -> Path | None:
+    """The file that stands where ``folder`` or one of its parents should be, if any."""
+    folder = Path(folder)
+    return next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), None)
+
+
 def write_text(path: str | Path, text: str) -> Path:
     """Write a UTF-8 text file (JSON, CSV) atomically; return its path."""
     with atomic_path(path) as tmp:

@@ -26,6 +26,12 @@ F = TypeVar("F", bound=Callable[..., Any])
 err_console = Console(stderr=True, highlight=False)
 
 
+def wide_console(stderr: bool = False) -> Console:
+    """A console for tables, at least 120 columns wide: piped to a file or to grep, where
+    rich assumes 80, a table would cut its numbers and fold its names."""
+    return Console(stderr=stderr, width=max(120, Console(stderr=stderr).width))
+
+
 @dataclass
 class GlobalOptions:
     """Options of the root command, shared by every subcommand."""
@@ -335,6 +341,8 @@ def run_batches(
 def _write_error(source: Path, targets: dict[str, Path], exc: Exception) -> str:
     """One line for an input whose outputs could not be written: the input, where its outputs
     were going, and why (the OS's words where there are some, never a temporary name)."""
+    from dpde_cli.io import file_in_the_way
+
     if isinstance(exc, InputError):
         return str(exc)
     reason = getattr(exc, "strerror", None) or str(exc)
@@ -344,7 +352,7 @@ def _write_error(source: Path, targets: dict[str, Path], exc: Exception) -> str:
     if target is not None:
         return f"{source}: cannot write {target} ({reason})"
     where = next(iter(targets.values())).parent
-    blocker = next((p for p in (where, *where.parents) if p.exists() and not p.is_dir()), None)
+    blocker = file_in_the_way(where)
     if blocker is not None:
         reason = f"{blocker} is a file, not a folder"
     return f"{source}: cannot write its output in {where}/ ({reason})"

@@ -28,6 +28,7 @@ from dpde_cli.cli.common import (
     handle_errors,
     make_progress,
     show_progress,
+    wide_console,
 )
 from dpde_cli.errors import UsageError
 
@@ -158,6 +159,7 @@ def eval_command(
     opts = global_options(ctx, quiet)
     quiet = opts.quiet
     _check_report_paths(json_out=json_out, csv_out=csv_out)
+    _check_writable(json_out=json_out, csv_out=csv_out, save_predictions=save_predictions)
     name = dataset.value
     split = split or DEFAULT_SPLITS[name]
     overrides: dict[str, Any] = {
@@ -225,7 +227,8 @@ def eval_command(
         "device": str(predictor.device),
     }
     to_stdout = STDOUT in (json_out, csv_out)
-    _print_table(header, result.variants, tuple(metrics or ()), err_console if to_stdout else None)
+    console = wide_console(stderr=to_stdout)  # the table on stderr when a report is on stdout
+    _print_table(header, result.variants, tuple(metrics or ()), console)
     if json_out is not None:
         report = {**header, "results": result.variants, "per_image": result.records}
         _write_report(json_out, json.dumps(report, indent=2) + "\n")
@@ -248,6 +251,27 @@ def _check_report_paths(**paths: Path | None) -> None:
         raise UsageError("only one of --json and --csv can go to stdout (-)")
 
 
+def _check_writable(**paths: Path | None) -> None:
+    """Refuse, before the run, output paths it could not write at its end: a report file
+    that is a folder, or a folder (a report's, or --save-predictions) that cannot be made
+    or written to."""
+    from dpde_cli.io import check_writable, file_in_the_way
+
+    for option, path in paths.items():
+        if path is None or path == STDOUT:
+            continue
+        flag = "--" + option.removesuffix("_out").replace("_", "-")
+        is_folder = option == "save_predictions"
+        if not is_folder and path.is_dir():
+            raise UsageError(f"{flag} {path}: is a folder; give a file name")
+        try:
+            check_writable(path if is_folder else path.parent)
+        except OSError as exc:
+            blocker = file_in_the_way(path if is_folder else path.parent)
+            reason = f"{blocker} is a file, not a folder" if blocker else exc.strerror or exc
+            raise UsageError(f"{flag} {path}: cannot write there ({reason})") from None
+
+
 def _write_report(path: Path, text: str) -> None:
     """A report to its file (atomically), or to stdout for "-"."""
     from dpde_cli.io import write_text
@@ -263,10 +287,9 @@ def _print_table(
     header: dict[str, Any],
     variants: dict[str, dict[str, float]],
     extra: tuple[str, ...],
-    console: Console | None = None,
+    console: Console,
 ) -> None:
-    """The results in the paper's layout on stdout (or ``console``); the protocol under it."""
-    from rich.console import Console
+    """The results in the paper's layout on ``console``; the protocol under it."""
     from rich.table import Table
 
     from dpde_cli.metrics import METRIC_LABELS
@@ -281,7 +304,6 @@ def _print_table(
         table.add_column(METRIC_LABELS[key], justify="right")
     for row, values in variants.items():
         table.add_row(row, *(f"{values[key]:.3f}" for key in columns))
-    console = console or Console(width=max(120, Console().width))
     console.print(table)
     console.print(f"protocol: {header['protocol']}", markup=False, highlight=False)
     console.print(

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from dpde_cli.cli.common import emit_json, handle_errors
+from dpde_cli.cli.common import emit_json, handle_errors, wide_console
 
 
 @handle_errors
@@ -32,7 +32,6 @@ def models(
         for record in records:
             emit_json(record)
         return
-    from rich.console import Console
     from rich.table import Table
 
     table = Table(title="dpde models")
@@ -45,4 +44,4 @@ def models(
             weights += " (missing)"
         trained_on = r["training_data"].split(":")[0]  # the full text is in --json
         table.add_row(r["name"], params, "x".join(map(str, r["input_size"])), weights, trained_on)
-    Console().print(table)
+    wide_console().print(table)

@@ -343,6 +343,7 @@ def test_json_to_stdout_leaves_stdout_machine_readable(
     report = json.loads(result.stdout)  # the table went to stderr
     assert report["images"] == 2 and "DPDE" in report["results"]
     assert "protocol: no crop" in result.stderr
+    assert all(label in result.stderr for label in ("d<1.25^2", "d<1.25^3", "SILog"))  # uncut
     assert [p.name for p in tmp_path.iterdir()] == [folder.name]  # no file "-"
 
 
@@ -367,3 +368,33 @@ def test_report_paths_that_look_like_options_are_refused(
     result = run_tiny(tiny_weights, "--dataset", "folder", "--data-dir", str(folder), *args)
     assert result.exit_code == 2 and message in result.stderr, result.output
     assert [p.name for p in tmp_path.iterdir()] == [folder.name]
+
+
+@pytest.mark.parametrize(
+    ("option", "target", "message"),
+    [
+        ("--json", "afile/r.json", "--json {tmp}/afile/r.json: cannot write there ({tmp}/afile is"),
+        ("--csv", "afolder", "--csv {tmp}/afolder: is a folder; give a file name"),
+        ("--save-predictions", "afile", "--save-predictions {tmp}/afile: cannot write there"),
+    ],
+)
+def test_outputs_it_could_not_write_are_refused_before_the_run(
+    folder: Path,
+    tiny_weights: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    option: str,
+    target: str,
+    message: str,
+) -> None:
+    # these were found only after the whole evaluation, and were a traceback
+    import dpde_cli.evaluate
+
+    (tmp_path / "afile").write_text("a file")
+    (tmp_path / "afolder").mkdir()
+    monkeypatch.setattr(dpde_cli.evaluate, "evaluate", lambda *a, **k: pytest.fail("it ran"))
+    args = ["--dataset", "folder", "--data-dir", str(folder), option, str(tmp_path / target)]
+    result = run_tiny(tiny_weights, *args)
+    assert result.exit_code == 2, result.output
+    assert message.format(tmp=tmp_path) in " ".join(result.stderr.split())
+    assert (tmp_path / "afile").read_text() == "a file"

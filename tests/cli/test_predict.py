@@ -301,6 +301,16 @@ def test_models_command_lists_parameters() -> None:
     )
 
 
+def test_models_table_piped_keeps_names_whole(monkeypatch: pytest.MonkeyPatch) -> None:
+    from dpde_cli.registry import get_entry
+
+    monkeypatch.delenv("COLUMNS", raising=False)  # piped: rich would assume 80 columns
+    result = runner.invoke(app, ["models"])
+    assert result.exit_code == 0
+    shipped = get_entry("dpde-lite").weights.file
+    assert any(shipped in line for line in result.stdout.splitlines())  # `| grep` finds it
+
+
 def test_models_pattern_matches_parts_of_names_and_nothing_is_an_error() -> None:
     lite = runner.invoke(app, ["models", "lite", "--json"])
     assert [json.loads(line)["name"] for line in lite.stdout.splitlines()] == ["dpde-lite"]
