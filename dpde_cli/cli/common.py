@@ -107,7 +107,9 @@ OverwriteOption = Annotated[bool, typer.Option(help="Replace existing outputs.")
 BatchJsonOption = Annotated[
     bool, typer.Option("--json", help="One JSON record per input on stdout.")
 ]
-MaxPixelsOption = Annotated[int | None, typer.Option(help="Refuse larger images (default ~89 MP).")]
+MaxPixelsOption = Annotated[
+    int | None, typer.Option(min=1, help="Refuse larger images (default ~89 MP).")
+]
 PrecisionOption = Annotated[
     str,
     typer.Option("--precision", help="auto | fp32 | fp16 | bf16; half precision only on CUDA."),

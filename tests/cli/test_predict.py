@@ -241,6 +241,9 @@ def test_usage_errors_exit_2(photos: Path, tiny_weights: Path, tmp_path: Path) -
         assert absent.exit_code == 2 and "cuda:7" in absent.stderr
     unknown = run("predict", str(photos / "a/one.jpg"), "--model", "nope")
     assert unknown.exit_code == 2 and "known models" in unknown.stderr
+    for limit in ("0", "-5"):  # were: 0 the default limit, -5 a failure per image
+        none = run("predict", str(photos / "a/one.jpg"), "--max-pixels", limit)
+        assert none.exit_code == 2 and "--max-pixels" in none.stderr
 
 
 @pytest.mark.parametrize(
