@@ -55,7 +55,10 @@ def expand_inputs(
         elif Path(arg).is_dir():
             images = _images_in(Path(arg), recursive)
             if not images:
-                raise UsageError(f"{arg}: directory holds no image files")
+                hint = ""
+                if not recursive and _images_in(Path(arg), recursive=True):
+                    hint = " (its subfolders do: add -r)"
+                raise UsageError(f"{arg}: directory holds no image files{hint}")
             found += [(p, Path(arg)) for p in images]
         elif _GLOB_CHARS & set(arg) and not Path(arg).exists():
             matches = sorted(glob.glob(arg, recursive=True))

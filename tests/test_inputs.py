@@ -52,3 +52,11 @@ def test_patterns_and_dirs_with_no_images(tree: Path, arg: str) -> None:
     (tree / "empty-dir").mkdir()
     with pytest.raises(UsageError):
         expand_inputs([str(tree / arg)])
+
+
+def test_a_folder_with_images_only_in_subfolders_suggests_r(tree: Path) -> None:
+    with pytest.raises(UsageError, match=r"holds no image files \(its subfolders do: add -r\)"):
+        expand_inputs([str(tree)])
+    (tree / "empty-dir").mkdir()
+    with pytest.raises(UsageError, match="holds no image files$"):
+        expand_inputs([str(tree / "empty-dir")])
