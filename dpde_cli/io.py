@@ -225,7 +225,9 @@ def _pfm_bytes(depth: np.ndarray) -> bytes:
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it over ``path`` only on success.
 
-    A failure (or Ctrl-C) leaves no partial file under the final name.
+    A failure (or Ctrl-C) leaves no partial file under the final name. An OSError about the
+    temporary file is raised as one about ``path``: the temporary name means nothing to a
+    user.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -238,6 +240,11 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     try:
         yield tmp_path
         os.replace(tmp_path, path)
+    except OSError as exc:
+        if exc.filename is not None and os.fspath(exc.filename) == str(tmp_path):
+            # OSError(errno, ...) is the errno's own subclass (IsADirectoryError, ...)
+            raise OSError(exc.errno, exc.strerror, str(path)) from exc
+        raise
     finally:
         tmp_path.unlink(missing_ok=True)
 

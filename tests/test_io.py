@@ -83,6 +83,15 @@ def test_atomic_write_leaves_nothing_on_failure(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
+def test_atomic_write_errors_name_the_output_not_the_temporary_file(tmp_path: Path) -> None:
+    target = tmp_path / "out.png"
+    target.mkdir()  # a folder in the output's place: the rename fails
+    with pytest.raises(IsADirectoryError) as caught, atomic_path(target) as tmp:
+        tmp.write_bytes(b"data")
+    assert caught.value.filename == str(target) and ".tmp" not in str(caught.value)
+    assert [p.name for p in tmp_path.iterdir()] == ["out.png"]
+
+
 def test_read_depth_rejects_colour_and_missing(tmp_path: Path) -> None:
     Image.new("RGB", (4, 4)).save(tmp_path / "rgb.png")
     with pytest.raises(InputError, match="rgb.png: a colour image"):

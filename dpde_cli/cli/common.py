@@ -361,20 +361,7 @@ def _write_error(source: Path, targets: dict[str, Path], exc: Exception) -> str:
 
 
 def _failed_target(targets: dict[str, Path], exc: Exception) -> Path | None:
-    """The output an OSError was about: named by it, or by the temporary file it was being
-    written through (``io.atomic_path``: ``.<stem>.*.tmp<suffix>`` beside it); None if
-    neither."""
-    names = [
-        Path(n)
-        for n in (getattr(exc, "filename", None), getattr(exc, "filename2", None))
-        if isinstance(n, str)
-    ]
-    for target in targets.values():
-        for name in names:
-            if name == target or (
-                name.parent == target.parent
-                and name.name.startswith(f".{target.stem}.")
-                and name.name.endswith(f".tmp{target.suffix}")
-            ):
-                return target
-    return None
+    """The output an OSError was about, where it names one (``io.atomic_path`` names the
+    output, not its temporary file); None if it names none."""
+    names = {getattr(exc, "filename", None), getattr(exc, "filename2", None)}
+    return next((target for target in targets.values() if str(target) in names), None)
