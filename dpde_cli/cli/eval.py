@@ -264,10 +264,11 @@ def _check_writable(**paths: Path | None) -> None:
         is_folder = option == "save_predictions"
         if not is_folder and path.is_dir():
             raise UsageError(f"{flag} {path}: is a folder; give a file name")
+        folder = path if is_folder else path.parent
         try:
-            check_writable(path if is_folder else path.parent)
+            check_writable(folder)
         except OSError as exc:
-            blocker = file_in_the_way(path if is_folder else path.parent)
+            blocker = file_in_the_way(folder)
             reason = f"{blocker} is a file, not a folder" if blocker else exc.strerror or exc
             raise UsageError(f"{flag} {path}: cannot write there ({reason})") from None
 
