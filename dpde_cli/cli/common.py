@@ -27,9 +27,13 @@ err_console = Console(stderr=True, highlight=False)
 
 
 def wide_console(stderr: bool = False) -> Console:
-    """A console for tables, at least 120 columns wide: piped to a file or to grep, where
-    rich assumes 80, a table would cut its numbers and fold its names."""
-    return Console(stderr=stderr, width=max(120, Console(stderr=stderr).width))
+    """A console for tables: a terminal's own width, else (piped to a file or to grep,
+    where rich assumes 80 and a table would cut its numbers and fold its names) at least
+    120 columns."""
+    console = Console(stderr=stderr)
+    if console.is_terminal:
+        return console
+    return Console(stderr=stderr, width=max(120, console.width))
 
 
 @dataclass

@@ -314,6 +314,16 @@ def test_models_table_piped_keeps_names_whole(monkeypatch: pytest.MonkeyPatch) -
     assert any(shipped in line for line in result.stdout.splitlines())  # `| grep` finds it
 
 
+def test_tables_keep_a_terminals_own_width(monkeypatch: pytest.MonkeyPatch) -> None:
+    from dpde_cli.cli.common import wide_console
+
+    monkeypatch.setenv("COLUMNS", "80")
+    monkeypatch.setenv("TTY_COMPATIBLE", "1")  # rich: treat the output as a terminal
+    assert wide_console().width == 80  # widened, a terminal would wrap every row
+    monkeypatch.setenv("TTY_COMPATIBLE", "0")  # piped
+    assert wide_console().width == 120
+
+
 def test_models_pattern_matches_parts_of_names_and_nothing_is_an_error() -> None:
     lite = runner.invoke(app, ["models", "lite", "--json"])
     assert [json.loads(line)["name"] for line in lite.stdout.splitlines()] == ["dpde-lite"]
