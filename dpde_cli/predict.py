@@ -86,10 +86,16 @@ def inference_size(trained: tuple[int, int], image: tuple[int, int]) -> tuple[in
 
 
 def to_tensor(image: np.ndarray) -> torch.Tensor:
-    """(H, W, 3) uint8 -> (1, 3, H, W) float32 in [0, 1]."""
+    """(H, W, 3) uint8 -> (1, 3, H, W) float32 in [0, 1].
+
+    The conversion happens in numpy, so a read-only array (``np.asarray(Image.open(p))``)
+    is fine: torch warns on a view of one.
+    """
     import torch
 
-    return torch.from_numpy(image).permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
+    scaled = image.astype(np.float32)
+    scaled /= 255.0
+    return torch.from_numpy(scaled).permute(2, 0, 1).unsqueeze(0)
 
 
 def resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
