@@ -84,6 +84,8 @@ class EvalResult:
         records: row label -> per-image metric dicts.
         n_images: images evaluated (with at least one valid pixel).
         skipped: names of images without a valid ground-truth pixel.
+        failed: one line per sample that could not be read (the file and the problem);
+            those samples are left out of every row.
         protocol: the protocol's one-line description, starting with the ground truth
             where the dataset names it.
         seconds_per_image: wall time per image for the model (network + fusion).
@@ -98,6 +100,7 @@ class EvalResult:
     protocol: str
     seconds_per_image: float
     ground_truth: str | None = None
+    failed: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -133,11 +136,14 @@ def evaluate(
     Returns:
         An EvalResult with one row per variant.
 
+    A sample that cannot be read (a truncated file, depth of another size) is left out and
+    its one-line message kept in ``EvalResult.failed``; the run goes on.
+
     Raises:
         UsageError: a protocol the data cannot support (``check_protocol``).
-        DataError: a bad sample (its one-line message), from any worker.
+        DataError: no sample could be read (the first one's message).
     """
-    from dpde_cli.data import ground_truth, loader_interrupts, metric_depth
+    from dpde_cli.data import DataError, ground_truth, loader_interrupts, metric_depth
 
     check_protocol(dataset, protocol)
     fused_on = predictor.fusion is not None
@@ -147,19 +153,23 @@ def evaluate(
     rows += [b.name for b in baselines]
     accumulators = {row: MetricAccumulator(protocol.averaging, extra=extra_metrics) for row in rows}
     model_seconds = 0.0
-    done = 0
+    done = 0  # read and predicted
+    failed: list[str] = []
     with loader_interrupts():
-        for batch in _batches(dataset, batch_size, workers, limit):
-            model_seconds += _evaluate_batch(
-                predictor, batch, protocol, rows, accumulators, baselines, save_predictions
-            )
-            done += len(batch["name"])
+        for batch in _batches(dataset, batch_size, workers, limit, failed):
+            if batch is not None:
+                model_seconds += _evaluate_batch(
+                    predictor, batch, protocol, rows, accumulators, baselines, save_predictions
+                )
+                done += len(batch["name"])
             if on_progress is not None:
-                on_progress(done)
+                on_progress(done + len(failed))
+    if failed and not done:
+        raise DataError(f"no image could be read; the first: {failed[0]}")
     first = accumulators[rows[0]]
     truth = ground_truth(dataset)
-    if truth and done < len(dataset):
-        truth += f", the first {done} of {len(dataset)} images"
+    if truth and done + len(failed) < len(dataset):
+        truth += f", the first {done + len(failed)} of {len(dataset)} images"
     described = protocol.describe(units="m" if metric_depth(dataset) else "")
     return EvalResult(
         variants={row: acc.compute() for row, acc in accumulators.items()},
@@ -169,6 +179,7 @@ def evaluate(
         protocol=f"ground truth {truth}; {described}" if truth else described,
         seconds_per_image=model_seconds / max(done, 1),
         ground_truth=truth,
+        failed=failed,
     )
 
 
@@ -219,19 +230,21 @@ def _baseline_depth(
 
 
 def _batches(
-    dataset: Dataset, batch_size: int, workers: int, limit: int | None
-) -> Iterator[dict[str, Any]]:
+    dataset: Dataset, batch_size: int, workers: int, limit: int | None, failed: list[str]
+) -> Iterator[dict[str, Any] | None]:
     """Samples grouped into batches of one image size, in dataset order.
 
-    A bad sample is a one-line DataError however many workers read (``LoaderSafe``), and
-    the workers leave Ctrl-C to this process (``worker_init``).
+    A sample that cannot be read is appended to ``failed`` as its one-line message, however
+    many workers read (``SkipBad``); a loader batch of nothing but such samples yields None,
+    so that progress still moves. The workers leave Ctrl-C to this process
+    (``worker_init``).
     """
     import torch
     from torch.utils.data import DataLoader, Subset
 
-    from dpde_cli.data import LoaderSafe, worker_init
+    from dpde_cli.data import FAILED, SkipBad, worker_init
 
-    dataset = LoaderSafe(dataset)
+    dataset = SkipBad(dataset)
     if limit is not None:
         dataset = Subset(dataset, range(min(limit, len(dataset))))
     loader = DataLoader(
@@ -244,12 +257,14 @@ def _batches(
     for samples in loader:
         group: list[dict[str, Any]] = []
         for sample in samples:
+            if FAILED in sample:
+                failed.append(sample[FAILED])
+                continue
             if group and sample["image"].shape != group[0]["image"].shape:
                 yield _stack(group, torch)
                 group = []
             group.append(sample)
-        if group:
-            yield _stack(group, torch)
+        yield _stack(group, torch) if group else None
 
 
 def _stack(samples: list[dict[str, Any]], torch: Any) -> dict[str, Any]:

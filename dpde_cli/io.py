@@ -12,8 +12,10 @@ Depth formats, chosen by extension or by name:
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import os
+import stat
 import tempfile
 import threading
 import warnings
@@ -227,9 +229,14 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 
     A failure (or Ctrl-C) leaves no partial file under the final name. An OSError about the
     temporary file is raised as one about ``path``: the temporary name means nothing to a
-    user.
+    user. A symbolic link is followed (its target is replaced, the link stays), and a
+    device, FIFO or socket (``--json /dev/null``) is yielded itself, to be written into.
     """
-    path = Path(path)
+    shown = Path(path)
+    if written_in_place(shown):
+        yield shown  # renaming over /dev/null or a FIFO would put a plain file in its place
+        return
+    path = real_target(shown)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(
         prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent
@@ -243,10 +250,38 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     except OSError as exc:
         if exc.filename is not None and os.fspath(exc.filename) == str(tmp_path):
             # OSError(errno, ...) is the errno's own subclass (IsADirectoryError, ...)
-            raise OSError(exc.errno, exc.strerror, str(path)) from exc
+            raise OSError(exc.errno, exc.strerror, str(shown)) from exc
         raise
     finally:
         tmp_path.unlink(missing_ok=True)
+
+
+def real_target(path: str | Path) -> Path:
+    """``path`` with its symbolic links followed: writing there keeps a link a link.
+
+    Raises:
+        OSError: a loop of links.
+    """
+    path = Path(path)
+    if not path.is_symlink():
+        return path
+    try:
+        return path.resolve()
+    except RuntimeError:  # Python < 3.13 reports a loop of links this way
+        raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), str(path)) from None
+
+
+def written_in_place(path: str | Path) -> bool:
+    """Whether a writer must write into ``path`` rather than replace it: a device, FIFO or
+    socket (``/dev/null``, a named pipe), or any name in /dev (``/dev/stdout`` means the
+    stream even where a file is behind it)."""
+    if Path(path).absolute().parts[:2] == ("/", "dev"):
+        return True
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
 
 
 def check_writable(folder: str | Path) -> None:

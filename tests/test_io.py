@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import stat
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +12,15 @@ import pytest
 from PIL import Image
 
 from dpde_cli.errors import InputError, UsageError
-from dpde_cli.io import atomic_path, colorize, read_depth, read_image, write_depth
+from dpde_cli.io import (
+    atomic_path,
+    colorize,
+    read_depth,
+    read_image,
+    write_depth,
+    write_text,
+    written_in_place,
+)
 
 
 @pytest.fixture
@@ -90,6 +101,35 @@ def test_atomic_write_errors_name_the_output_not_the_temporary_file(tmp_path: Pa
         tmp.write_bytes(b"data")
     assert caught.value.filename == str(target) and ".tmp" not in str(caught.value)
     assert [p.name for p in tmp_path.iterdir()] == ["out.png"]
+
+
+def test_atomic_write_through_a_link_keeps_the_link(tmp_path: Path) -> None:
+    target = tmp_path / "results" / "r.json"
+    target.parent.mkdir()
+    target.write_text("old")
+    link = tmp_path / "r.json"
+    link.symlink_to(target)
+    write_text(link, "new")
+    assert link.is_symlink() and target.read_text() == "new"
+    assert sorted(p.name for p in target.parent.iterdir()) == ["r.json"]
+
+
+def test_streams_and_devices_are_written_in_place(tmp_path: Path) -> None:
+    assert written_in_place("/dev/null") and written_in_place("/dev/stdout")
+    assert not written_in_place(tmp_path / "r.json") and not written_in_place(tmp_path)
+
+
+def test_atomic_write_into_a_fifo_writes_into_it(tmp_path: Path) -> None:
+    # `--json /dev/null` (as root) replaced /dev/null with a plain file; a FIFO stands in
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    got: list[str] = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_text()), daemon=True)
+    reader.start()
+    write_text(fifo, "through the pipe")
+    reader.join(timeout=10)
+    assert got == ["through the pipe"] and stat.S_ISFIFO(os.stat(fifo).st_mode)
+    assert [p.name for p in tmp_path.iterdir()] == ["pipe"]
 
 
 def test_read_depth_rejects_colour_and_missing(tmp_path: Path) -> None:

@@ -187,14 +187,15 @@ def make_progress(enabled: bool):
     )
 
 
-def report_failures(failures: list[tuple[str, str]], total: int, quiet: bool) -> None:
-    """List failed inputs on stderr at the end of a batch."""
+def report_failures(failures: list[str], total: int) -> None:
+    """List failed inputs, one line each, on stderr at the end of a batch (even with
+    --quiet: they are errors)."""
     if not failures:
         return
     err_console.print(
         f"dpde: {len(failures)} of {total} input(s) failed:", markup=False, highlight=False
     )
-    for _name, message in failures:
+    for message in failures:
         err_console.print(f"  {message}", markup=False, highlight=False, soft_wrap=True)
 
 
@@ -280,14 +281,14 @@ def run_batches(
     """
     from dpde_cli.predict import batched_images
 
-    failures: list[tuple[str, str]] = []
+    failures: list[str] = []
     skipped: list[str] = []
     with make_progress(show_progress(quiet or as_json)) as progress:
         task = progress.add_task(label, total=len(items))
 
         def finish(path: Path, record: dict[str, Any]) -> None:
             if "error" in record:
-                failures.append((str(path), record["error"]))
+                failures.append(record["error"])
             if as_json:
                 emit_json(record)
             elif "error" not in record and "skipped" not in record:
@@ -339,7 +340,7 @@ def run_batches(
             highlight=False,
             soft_wrap=True,
         )
-    report_failures(failures, len(items), quiet)
+    report_failures(failures, len(items))
     if failures:
         raise typer.Exit(1)
 

@@ -7,6 +7,7 @@ import dataclasses
 import io
 import json
 import math
+import os
 import sys
 from enum import Enum
 from pathlib import Path
@@ -27,6 +28,7 @@ from dpde_cli.cli.common import (
     global_options,
     handle_errors,
     make_progress,
+    report_failures,
     show_progress,
     wide_console,
 )
@@ -223,6 +225,7 @@ def eval_command(
         "protocol": result.protocol,
         "images": result.n_images,
         "skipped": result.skipped,
+        "failed": result.failed,
         "seconds_per_image": round(result.seconds_per_image, 4),
         "device": str(predictor.device),
     }
@@ -234,6 +237,9 @@ def eval_command(
         _write_report(json_out, json.dumps(report, indent=2) + "\n")
     if csv_out is not None:
         _write_report(csv_out, _csv(header, result.variants))
+    if result.failed:  # scored without them: said last, where a batch's failures go
+        report_failures(result.failed, total)
+        raise typer.Exit(1)
 
 
 STDOUT = Path("-")
@@ -242,20 +248,26 @@ STDOUT = Path("-")
 
 def _check_report_paths(**paths: Path | None) -> None:
     """Refuse report paths that look like options (``--json -q`` would write a file "-q")
-    and two reports on stdout."""
+    and two reports on stdout or in one file (the second would replace the first)."""
+    from dpde_cli.io import written_in_place
+
     for option, path in paths.items():
         if path is not None and path != STDOUT and str(path).startswith("-"):
             flag = "--" + option.removesuffix("_out")
             raise UsageError(f"{flag} takes a file name (- for stdout), got {str(path)!r}")
     if list(paths.values()).count(STDOUT) > 1:
         raise UsageError("only one of --json and --csv can go to stdout (-)")
+    files = [p for p in paths.values() if p is not None and p != STDOUT]
+    same = len(files) == 2 and files[0].resolve() == files[1].resolve()
+    if same and not written_in_place(files[0]):
+        raise UsageError(f"--json and --csv both name {files[0]}; give each its own file")
 
 
 def _check_writable(**paths: Path | None) -> None:
     """Refuse, before the run, output paths it could not write at its end: a report file
     that is a folder, or a folder (a report's, or --save-predictions) that cannot be made
     or written to."""
-    from dpde_cli.io import check_writable, file_in_the_way
+    from dpde_cli.io import check_writable, file_in_the_way, real_target, written_in_place
 
     for option, path in paths.items():
         if path is None or path == STDOUT:
@@ -264,9 +276,13 @@ def _check_writable(**paths: Path | None) -> None:
         is_folder = option == "save_predictions"
         if not is_folder and path.is_dir():
             raise UsageError(f"{flag} {path}: is a folder; give a file name")
+        if not is_folder and written_in_place(path):  # /dev/null, a FIFO: written into
+            if not os.access(path, os.W_OK):
+                raise UsageError(f"{flag} {path}: cannot write there (permission denied)")
+            continue
         folder = path if is_folder else path.parent
         try:
-            check_writable(folder)
+            check_writable(folder if is_folder else real_target(path).parent)
         except OSError as exc:
             blocker = file_in_the_way(folder)
             reason = f"{blocker} is a file, not a folder" if blocker else exc.strerror or exc

@@ -283,9 +283,13 @@ def load_sample(dataset: Dataset, index: int) -> dict:
         raise DataError(str(exc)) from None
 
 
-class LoaderSafe(Dataset):
-    """A dataset whose errors reach the main process of a DataLoader as one-line messages
-    (see ``load_sample``), however many workers read it."""
+FAILED = "failed"
+"""The key of the stand-in ``SkipBad`` returns for a sample it could not read."""
+
+
+class SkipBad(Dataset):
+    """A dataset whose unreadable samples come out as ``{FAILED: one-line message}``, so a
+    DataLoader (any number of workers) goes on past them and the caller can report them."""
 
     def __init__(self, dataset: Dataset) -> None:
         self.dataset = dataset
@@ -294,7 +298,10 @@ class LoaderSafe(Dataset):
         return len(self.dataset)
 
     def __getitem__(self, index: int) -> dict:
-        return load_sample(self.dataset, index)
+        try:
+            return self.dataset[index]
+        except DpdeError as exc:
+            return {FAILED: str(exc)}
 
 
 def usable_cpus() -> int:

@@ -191,16 +191,35 @@ def _break(root: Path, kind: str) -> None:
 
 
 @pytest.mark.parametrize("kind", ["8-bit depth", "depth of another size", "rgb not an image"])
-def test_a_bad_pair_read_by_workers_is_a_one_line_error(
-    folder: Path, tiny_weights: Path, kind: str
+def test_a_bad_pair_is_left_out_and_reported_at_the_end(
+    folder: Path, tiny_weights: Path, kind: str, tmp_path: Path
 ) -> None:
     _break(folder, kind)
+    report = tmp_path / "r.json"
     args = ["--dataset", "folder", "--data-dir", str(folder), "--no-fuse", "--workers", "2"]
-    result = run("eval", "--model", "dpde-tiny", "--weights", str(tiny_weights), *args)
-    assert result.exit_code == 1
-    assert "Traceback" not in result.output
+    result = run(
+        "eval", "--model", "dpde-tiny", "--weights", str(tiny_weights), *args, "--json", str(report)
+    )
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "(all, 1 images)" in result.stdout  # f1 scored; f2 has no valid depth
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("dpde: error: ") and "f0.png" in lines[0]
+    assert lines[-2:][0] == "dpde: 1 of 3 input(s) failed:"
+    assert lines[-1].startswith(f"  {folder}/") and "f0.png" in lines[-1]
+    written = json.loads(report.read_text())
+    assert (
+        written["images"] == 1 and len(written["failed"]) == 1 and "f0.png" in written["failed"][0]
+    )
+
+
+def test_when_no_pair_can_be_read_it_is_one_error(folder: Path, tiny_weights: Path) -> None:
+    for index in range(3):
+        (folder / "rgb" / f"f{index}.png").write_bytes(b"not an image")
+    result = run_tiny(tiny_weights, "--dataset", "folder", "--data-dir", str(folder))
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(
+        "dpde: error: no image could be read; the first:"
+    )
 
 
 def test_nyuv2_ground_truth_is_in_the_protocol(tmp_path: Path, tiny_weights: Path) -> None:
@@ -353,6 +372,7 @@ def test_json_to_stdout_leaves_stdout_machine_readable(
         (["--json", "-q"], "--json takes a file name (- for stdout), got '-q'"),
         (["--csv", "--quiet"], "--csv takes a file name"),
         (["--json", "-", "--csv", "-"], "only one of --json and --csv"),
+        (["--json", "r.out", "--csv", "./r.out"], "--json and --csv both name r.out"),
     ],
 )
 def test_report_paths_that_look_like_options_are_refused(
@@ -398,3 +418,24 @@ def test_outputs_it_could_not_write_are_refused_before_the_run(
     assert result.exit_code == 2, result.output
     assert message.format(tmp=tmp_path) in " ".join(result.stderr.split())
     assert (tmp_path / "afile").read_text() == "a file"
+
+
+def test_a_report_into_a_pipe_leaves_the_pipe(
+    folder: Path, tiny_weights: Path, tmp_path: Path
+) -> None:
+    # --json /dev/null (as root) replaced /dev/null with a plain file; a FIFO stands in
+    import os
+    import stat
+    import threading
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    got: list[str] = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_text()), daemon=True)
+    reader.start()
+    result = run_tiny(
+        tiny_weights, "--dataset", "folder", "--data-dir", str(folder), "--json", str(fifo)
+    )
+    reader.join(timeout=10)
+    assert result.exit_code == 0, result.output
+    assert json.loads(got[0])["images"] == 2 and stat.S_ISFIFO(os.stat(fifo).st_mode)

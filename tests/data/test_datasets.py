@@ -114,19 +114,42 @@ class _Broken:
         return signal.getsignal(signal.SIGINT) is signal.SIG_IGN
 
 
+class _ViaLoadSample(_Broken):
+    """_Broken read the way training reads a sample."""
+
+    def __getitem__(self, index):
+        from dpde_cli.data import load_sample
+
+        return load_sample(_Broken(), index)
+
+
 def test_loader_workers_give_one_line_errors_and_leave_ctrl_c_to_the_main_process():
     from torch.utils.data import DataLoader
 
-    from dpde_cli.data import DataError, LoaderSafe, worker_init
+    from dpde_cli.data import DataError, worker_init
 
     loader = DataLoader(
-        LoaderSafe(_Broken()), batch_size=None, num_workers=1, worker_init_fn=worker_init
+        _ViaLoadSample(), batch_size=None, num_workers=1, worker_init_fn=worker_init
     )
     items = iter(loader)
     assert next(items) is True  # SIGINT ignored in the worker
     with pytest.raises(DataError) as caught:
         next(items)
     assert str(caught.value) == "frames/1.png: an L (8-bit) PNG; depth must be a 16-bit PNG"
+
+
+def test_skip_bad_hands_unreadable_samples_on_as_their_message():
+    from torch.utils.data import DataLoader
+
+    from dpde_cli.data import FAILED, SkipBad, worker_init
+
+    loader = DataLoader(
+        SkipBad(_Broken()), batch_size=None, num_workers=1, worker_init_fn=worker_init
+    )
+    assert list(loader) == [
+        True,
+        {FAILED: "frames/1.png: an L (8-bit) PNG; depth must be a 16-bit PNG"},
+    ]
 
 
 def test_a_worker_dying_of_ctrl_c_stays_an_interrupt():
