@@ -8,6 +8,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -51,6 +52,8 @@ def constant_baselines(depth: float, alignment: str) -> list[Baseline]:
     mean per image), so there is one row, labelled as aligned rather than by a depth it
     no longer has.
     """
+    if not 0 < depth < math.inf:
+        raise UsageError(f"a constant baseline is a positive depth in metres, got {depth:g}")
     if alignment != "none":
         return [Baseline(f"constant depth, {alignment}-aligned", depth)]
     return [

@@ -284,17 +284,27 @@ def written_in_place(path: str | Path) -> bool:
     return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
 
 
-def check_writable(folder: str | Path) -> None:
-    """Create ``folder`` (and its parents) if needed and make, then remove, a file in it, so
-    that a long job learns before it starts that it could not write its results.
+def why_unwritable(folder: str | Path) -> str | None:
+    """Why files could not be written in ``folder``, or None when they could, so that a
+    long job learns before it starts that it could not write its results. It makes, then
+    removes, a file in the folder or, where the folder does not exist yet, in its nearest
+    existing parent (creating nothing that stays).
 
-    Raises:
-        OSError: the folder cannot be made (a file in its place) or written to.
+    Returns:
+        None, or the reason: "X is a file, not a folder" where a file stands in the path,
+        else the OS's words ("Permission denied", "Read-only file system").
     """
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryFile(dir=folder):
-        pass
+    blocker = file_in_the_way(folder)
+    if blocker is not None:
+        return f"{blocker} is a file, not a folder"
+    existing = next((p for p in (folder, *folder.parents) if p.is_dir()), Path("."))
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    return None
 
 
 def file_in_the_way(folder: str | Path) -> Path | None:

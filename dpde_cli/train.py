@@ -205,8 +205,14 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise UsageError(f"{name} must be at least 1, got {value}")
-        if not self.lr > 0:
+        if not 0 < self.lr < math.inf:
             raise UsageError(f"lr must be positive, got {self.lr}")
+        if not 0.0 <= self.momentum < 1.0:
+            raise UsageError(f"momentum must be in [0, 1), got {self.momentum}")
+        if not 0.0 <= self.weight_decay < math.inf:
+            raise UsageError(f"weight_decay must be >= 0, got {self.weight_decay}")
+        if self.clip_grad_norm is not None and not 0 < self.clip_grad_norm < math.inf:
+            raise UsageError(f"clip_grad_norm must be positive, got {self.clip_grad_norm}")
         if not 0.0 <= self.val_fraction < 1.0:
             raise UsageError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
         if self.workers < 0:
@@ -652,6 +658,15 @@ class _Progress:
     best: dict[str, Any] | None = None
 
 
+def _check_run_dir(run_dir: Path) -> None:
+    """Refuse, before any work, a run folder that cannot be made or written to."""
+    from dpde_cli.io import why_unwritable
+
+    reason = why_unwritable(run_dir)
+    if reason:
+        raise UsageError(f"--out {run_dir}: cannot write there ({reason})")
+
+
 class _Trainer:
     """One training run on this process; ``run`` executes the remaining stages."""
 
@@ -671,6 +686,7 @@ class _Trainer:
                 f"{self.run_dir} already holds a run; continue it with --resume "
                 f"{self.run_dir} or choose another --out"
             )
+        _check_run_dir(self.run_dir)
         self.info, self.device, self._owns_group = setup_distributed(config.device)
         try:
             self._setup(callbacks, train_set, val_set, checkpoint)
@@ -902,6 +918,7 @@ class _Trainer:
         progress = _Progress(stage)
         self.loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
         self.loss_count = 0
+        self.valid_pixels = torch.zeros((), dtype=torch.float64, device=self.device)
         if resume_state is not None:
             progress = self._restore_stage(resume_state, optimizer, scheduler, scaler)
         self.stage_state = (optimizer, scheduler, scaler)
@@ -1015,6 +1032,7 @@ class _Trainer:
         loss = loss.detach()
         self.loss_sum += loss.double()
         self.loss_count += 1
+        self.valid_pixels += valid.sum()  # on the device: no sync per step
         return loss, {k: v.detach() for k, v in parts.items()}
 
     def _to_device(
@@ -1050,10 +1068,16 @@ class _Trainer:
             [
                 self.loss_sum,
                 torch.tensor(float(self.loss_count), dtype=torch.float64, device=self.device),
+                self.valid_pixels,
             ]
         )
         all_reduce_sum(sums, self.info)
         train_loss = float(sums[0] / sums[1]) if float(sums[1]) > 0 else float("nan")
+        if float(sums[1]) > 0 and float(sums[2]) == 0:
+            raise DpdeError(
+                f"no valid depth in {int(sums[1])} training batches: every depth pixel is 0 "
+                "or missing (check the depth files and --depth-scale); no weights written"
+            )
         self._sync_buffers()
         metrics = self._validate()
         finished = progress.batch >= self.steps_per_epoch
@@ -1074,6 +1098,7 @@ class _Trainer:
             progress.batch = 0
             self.loss_sum.zero_()
             self.loss_count = 0
+            self.valid_pixels.zero_()
         progress.done = progress.step >= total or progress.epoch >= self.config.epochs
         metric, value = self._selection(stage, record)
         improved = _better(value, progress.best["value"] if progress.best else None)
@@ -1244,6 +1269,7 @@ class _Trainer:
             "rng": _rng_state(self.device),
             "loss_sum": float(self.loss_sum),
             "loss_count": self.loss_count,
+            "valid_pixels": float(self.valid_pixels),
         }
 
     def _save_checkpoint(self, progress: _Progress) -> None:
@@ -1298,6 +1324,8 @@ class _Trainer:
         if local is not None:
             self.loss_sum.fill_(local["loss_sum"])
             self.loss_count = int(local["loss_count"])
+            # checkpoints from before the count: assume the data had depth
+            self.valid_pixels.fill_(local.get("valid_pixels", 1.0))
         return progress
 
     def _restore_rng(self, checkpoint: dict[str, Any]) -> dict[str, Any] | None:

@@ -267,7 +267,7 @@ def _check_writable(**paths: Path | None) -> None:
     """Refuse, before the run, output paths it could not write at its end: a report file
     that is a folder, or a folder (a report's, or --save-predictions) that cannot be made
     or written to."""
-    from dpde_cli.io import check_writable, file_in_the_way, real_target, written_in_place
+    from dpde_cli.io import real_target, why_unwritable, written_in_place
 
     for option, path in paths.items():
         if path is None or path == STDOUT:
@@ -280,13 +280,9 @@ def _check_writable(**paths: Path | None) -> None:
             if not os.access(path, os.W_OK):
                 raise UsageError(f"{flag} {path}: cannot write there (permission denied)")
             continue
-        folder = path if is_folder else path.parent
-        try:
-            check_writable(folder if is_folder else real_target(path).parent)
-        except OSError as exc:
-            blocker = file_in_the_way(folder)
-            reason = f"{blocker} is a file, not a folder" if blocker else exc.strerror or exc
-            raise UsageError(f"{flag} {path}: cannot write there ({reason})") from None
+        reason = why_unwritable(path if is_folder else real_target(path).parent)
+        if reason:
+            raise UsageError(f"{flag} {path}: cannot write there ({reason})")
 
 
 def _write_report(path: Path, text: str) -> None:

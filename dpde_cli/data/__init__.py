@@ -132,17 +132,36 @@ def _check_options(name: str, options: dict[str, object]) -> None:
     else:
         target = DATASETS[name]
     params = list(inspect.signature(target).parameters.values())[2:]  # after root, split
-    accepted = {p.name for p in params if p.kind is not inspect.Parameter.VAR_KEYWORD}
+    defaults = {p.name: p.default for p in params if p.kind is not inspect.Parameter.VAR_KEYWORD}
     if name == "synthetic" and importlib.util.find_spec("dpde_cli.data.synthetic"):
         from dpde_cli.data.synthetic import SceneConfig
 
-        accepted |= {f.name for f in dataclasses.fields(SceneConfig)}  # scene overrides
-    unknown = sorted(set(options) - accepted)
+        defaults |= {f.name: f.default for f in dataclasses.fields(SceneConfig)}  # overrides
+    unknown = sorted(set(options) - set(defaults))
     if unknown:
         raise UsageError(
             f"dataset {name} has no option(s) {', '.join(unknown)}; options: "
-            f"{', '.join(sorted(accepted)) or 'none'}"
+            f"{', '.join(sorted(defaults)) or 'none'}"
         )
+    for key, value in options.items():
+        expected, got = _kind_of(defaults[key]), _kind_of(value)
+        if expected and got != expected and (expected, got) != ("a number", "an integer"):
+            raise UsageError(f"dataset {name} option {key} takes {expected}, got {value!r}")
+
+
+def _kind_of(value: object) -> str | None:
+    """What an option value is, in words, for the types options have (None: any)."""
+    if isinstance(value, bool):
+        return "true or false"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, (tuple, list)):
+        return "a list"
+    return None
 
 
 def build_dataset(

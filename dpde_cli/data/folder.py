@@ -15,6 +15,7 @@ intrinsics; with neither, [nan, nan, cx, cy] with the principal point at the cen
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -87,8 +88,8 @@ class FolderDataset(Dataset):
             raise UsageError(f"folder has no split {split!r}: a folder is one set, split 'all'")
         self.split = split
         self.size = parse_size(size)
-        if not depth_scale > 0:
-            raise UsageError(f"depth_scale must be positive, got {depth_scale}")
+        if not 0 < depth_scale < math.inf:
+            raise UsageError(f"depth_scale must be a positive number, got {depth_scale}")
         self.depth_scale = float(depth_scale)
         rgb_dir = self.root / "rgb"
         if not rgb_dir.is_dir():

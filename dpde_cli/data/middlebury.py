@@ -30,6 +30,7 @@ Intrinsics: [focal_px, focal_px, cx, cy] when ``focal_px`` is given, else
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -77,6 +78,23 @@ def disparity_to_depth(
     depth = np.zeros(value.shape, dtype=np.float64)
     depth[valid] = depth_scale / disparity[valid]
     return depth.astype(np.float32), valid
+
+
+_POSITIVE = ("disparity_scale", "focal_px", "baseline_m")
+_ANY = ("unknown", "dmin")
+
+
+def _check_entry(meta_path: Path, stem: str, entry: dict) -> None:
+    """Refuse a meta.json entry whose numbers are not numbers (or not positive where a
+    scale must be), naming the file, the image and the key."""
+    for key in (*_POSITIVE, *_ANY):
+        if key not in entry or (key in ("focal_px", "baseline_m") and entry[key] is None):
+            continue
+        value = entry[key]
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if not number or not math.isfinite(value) or (key in _POSITIVE and value <= 0):
+            kind = "a positive number" if key in _POSITIVE else "a number"
+            raise InputError(meta_path, f"{stem}: {key} must be {kind}, got {value!r}")
 
 
 class Middlebury(Dataset):
@@ -130,6 +148,7 @@ class Middlebury(Dataset):
                 raise InputError(disparity_path, f"no disparity for {rgb_path.name}")
             if not isinstance(self.meta.get(stem), dict):
                 raise InputError(meta_path, f"no entry for {stem!r}")
+            _check_entry(meta_path, stem, self.meta[stem])
             self.stems.append(stem)
         if not self.stems:
             raise InputError(rgb_dir, "no .png images")

@@ -439,3 +439,19 @@ def test_a_report_into_a_pipe_leaves_the_pipe(
     reader.join(timeout=10)
     assert result.exit_code == 0, result.output
     assert json.loads(got[0])["images"] == 2 and stat.S_ISFIFO(os.stat(fifo).st_mode)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--constant-baseline", "nan"], "a constant baseline is a positive depth in metres"),
+        (["--constant-baseline", "-1"], "a constant baseline is a positive depth in metres"),
+        (["--depth-scale", "inf"], "depth_scale must be a positive number, got inf"),
+    ],
+)
+def test_numbers_that_make_no_sense_are_usage_errors(
+    folder: Path, tiny_weights: Path, args: list[str], message: str
+) -> None:
+    # a NaN baseline printed NaN rows; depth-scale inf failed as "no valid ground truth"
+    result = run_tiny(tiny_weights, "--dataset", "folder", "--data-dir", str(folder), *args)
+    assert result.exit_code == 2 and message in result.stderr, result.output

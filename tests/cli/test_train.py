@@ -234,6 +234,47 @@ def test_data_options_that_would_be_ignored_are_refused(folder: Path, tmp_path: 
     assert folder_too.exit_code == 2 and "--data-dir" in folder_too.stderr
 
 
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--momentum", "5", "momentum must be in [0, 1), got 5.0"),
+        ("--weight-decay", "-1", "weight_decay must be >= 0, got -1.0"),
+        ("--clip-grad-norm", "-1", "clip_grad_norm must be positive, got -1.0"),
+        ("--lr", "inf", "lr must be positive, got inf"),
+    ],
+)
+def test_settings_that_cannot_train_are_usage_errors(
+    folder: Path, tmp_path: Path, option: str, value: str, message: str
+) -> None:
+    result = run(*base_args(folder, tmp_path / "run"), option, value)
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert result.stderr.strip() == f"dpde: error: {message}"
+    assert not (tmp_path / "run").exists()  # refused before the run folder is made
+
+
+def test_a_file_in_the_run_folder_s_place_is_refused_before_any_work(
+    folder: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "afile").write_text("not a folder")
+    for out in (tmp_path / "afile", tmp_path / "afile" / "run"):
+        result = run(*base_args(folder, out), "--max-steps", "1")
+        assert result.exit_code == 2 and "Traceback" not in result.output
+        assert result.stderr.strip() == (
+            f"dpde: error: --out {out}: cannot write there ({tmp_path / 'afile'} is a file, "
+            "not a folder)"
+        )
+
+
+def test_depth_that_is_all_missing_fails_instead_of_training(folder: Path, tmp_path: Path) -> None:
+    for path in (folder / "depth").iterdir():
+        Image.fromarray(np.zeros((48, 72), np.uint16)).save(path)
+    out = tmp_path / "run"
+    result = run(*base_args(folder, out), "--stage", "global", "--epochs", "1")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.stderr.strip().startswith("dpde: error: no valid depth in 2 training batches")
+    assert not list((out / "weights").glob("*.pt"))
+
+
 def test_quiet_after_the_command_also_on_resume(folder: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
     args = ["--stage", "global", "--max-steps", "1", "--val-fraction", "0"]

@@ -24,6 +24,17 @@ def test_errors(tmp_path):
         build_dataset("make3d", tmp_path, "test", bogus=1)
 
 
+def test_option_values_of_the_wrong_type_are_usage_errors(tmp_path):
+    # --dataset-option depth_scale=abc was a TypeError traceback from inside the dataset
+    with pytest.raises(UsageError, match="option depth_scale takes a number, got 'abc'"):
+        build_dataset("folder", tmp_path, depth_scale="abc")
+    with pytest.raises(UsageError, match="option clutter takes a number, got 'lots'"):
+        build_dataset("synthetic", None, clutter="lots")
+    with pytest.raises(UsageError, match="option random_focal takes true or false"):
+        build_dataset("synthetic", None, random_focal=1)
+    assert len(build_dataset("synthetic", None, length=1, clutter=1, seed=1)) == 1  # int: fine
+
+
 def test_synthetic_is_guarded():
     if importlib.util.find_spec("dpde_cli.data.synthetic") is None:
         with pytest.raises(DpdeError, match="synthetic"):

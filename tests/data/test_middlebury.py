@@ -87,6 +87,25 @@ def test_missing_pieces(tmp_path: Path):
         Middlebury(tmp_path)
 
 
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ({"dmin": "x"}, "a: dmin must be a number, got 'x'"),
+        ({"disparity_scale": 0}, "a: disparity_scale must be a positive number, got 0"),
+        ({"focal_px": -3, "baseline_m": 0.1}, "a: focal_px must be a positive number, got -3"),
+        ({"unknown": True}, "a: unknown must be a number, got True"),
+    ],
+)
+def test_meta_values_that_are_not_numbers_name_the_file_and_key(
+    tmp_path: Path, entry: dict, message: str
+):
+    # "dmin": "x" was a ValueError traceback; disparity_scale 0 skipped every image
+    _write(tmp_path, {"a": entry})
+    with pytest.raises(InputError) as caught:
+        Middlebury(tmp_path)
+    assert str(caught.value) == f"{tmp_path / 'meta.json'}: {message}"
+
+
 def test_real_middlebury(shared_data: Path):
     from PIL import Image
 
