@@ -155,26 +155,34 @@ def _to_rgb8(image) -> np.ndarray:
 # ------------------------------------------------------------------------------ depth
 
 
-def read_depth(path: str | Path, scale: float = 1000.0) -> np.ndarray:
+def read_depth(
+    path: str | Path, scale: float = 1000.0, *, what: str = "depth", eight_bit: bool = False
+) -> np.ndarray:
     """Read a depth map in metres; 0 or NaN marks missing depth.
 
     Args:
         path: .png (integer units, ``scale`` units per metre: 1000 for millimetres),
             .npy, .pfm, .tif/.tiff (float metres).
         scale: units per metre of integer PNG depth.
+        what: what the map holds, for messages ("depth", "gradient", "disparity").
+        eight_bit: accept 8-bit images (Middlebury's disparity); 8-bit depth is refused,
+            as it is almost always a picture of depth rather than a measurement.
 
     Returns:
         (H, W) float32 metres.
 
     Raises:
-        InputError: missing, unreadable, or not a single-channel depth map.
+        InputError: missing, unreadable, 8-bit, not real numbers, or not single-channel.
     """
     path = Path(path)
     if not path.is_file():
-        raise InputError(path, "no such file")
+        raise InputError(path, "no such file" if not path.is_dir() else "a folder, not a file")
     suffix = path.suffix.lower()
     try:
         if suffix == ".npy":
+            with open(path, "rb") as handle:
+                if handle.read(6) != b"\x93NUMPY":
+                    raise InputError(path, "not a .npy file (no numpy header)")
             depth = np.load(path, allow_pickle=False)
         elif suffix == ".pfm":
             depth = read_pfm(path)
@@ -182,20 +190,30 @@ def read_depth(path: str | Path, scale: float = 1000.0) -> np.ndarray:
             from PIL import Image
 
             with Image.open(path) as image:
-                if image.mode in ("RGB", "RGBA", "P", "LA"):
-                    raise InputError(path, f"a colour image ({image.mode}), not a depth map")
+                if image.mode in ("RGB", "RGBA", "P", "PA", "LA"):
+                    raise InputError(path, f"a colour image ({image.mode}), not a {what} map")
+                if image.mode in ("1", "L") and not eight_bit:
+                    raise InputError(
+                        path,
+                        f"an 8-bit image ({image.mode}); {what} must be 16-bit integers or floats",
+                    )
                 depth = np.asarray(image)
             if suffix == ".png" or np.issubdtype(depth.dtype, np.integer):
                 depth = depth.astype(np.float32) / scale
         else:
-            raise InputError(path, f"unknown depth format {suffix!r} (use .png, .npy, .pfm, .tiff)")
+            raise InputError(
+                path, f"unknown {what} format {suffix!r} (use .png, .npy, .pfm, .tiff)"
+            )
     except InputError:
         raise
     except Exception as exc:  # PIL, numpy and our PFM parser raise many kinds
-        raise InputError(path, f"cannot read depth ({exc})") from exc
-    depth = np.squeeze(np.asarray(depth, dtype=np.float32))
+        raise InputError(path, f"cannot read {what} map ({exc})") from exc
+    depth = np.asarray(depth)
+    if depth.dtype.kind not in "iuf":  # bool, complex, strings: not measurements
+        raise InputError(path, f"a {depth.dtype} array; {what} must be real numbers")
+    depth = np.squeeze(depth.astype(np.float32))
     if depth.ndim != 2:
-        raise InputError(path, f"expected a single-channel depth map, got shape {depth.shape}")
+        raise InputError(path, f"expected a single-channel {what} map, got shape {depth.shape}")
     return depth
 
 

@@ -34,7 +34,10 @@ def fuse(
             "(with --depth; gradients from --model's gradient network)."
         ),
     ],
-    output: Annotated[Path, typer.Option("--output", "-o", help="The fused depth map.")],
+    output: Annotated[
+        Path,
+        typer.Option("--output", "-o", help="The fused depth map; its extension names the format."),
+    ],
     gx: Annotated[Path | None, typer.Option(help="Horizontal gradients (npy, pfm, tiff).")] = None,
     gy: Annotated[Path | None, typer.Option(help="Vertical gradients (npy, pfm, tiff).")] = None,
     gradients: Annotated[
@@ -49,10 +52,17 @@ def fuse(
         typer.Option(help="Confidence of the depth: PNG (non-zero = trusted) or .npy in [0, 1]."),
     ] = None,
     depth_scale: Annotated[
-        float, typer.Option(help="Integer PNG depth units per metre (1000 = millimetres).")
+        float,
+        typer.Option(min=1e-9, help="Integer PNG depth units per metre (1000 = millimetres)."),
     ] = 1000.0,
     fmt: Annotated[
-        str | None, typer.Option("--format", "-f", help=f"{' | '.join(DEPTH_FORMATS)}.")
+        str | None,
+        typer.Option(
+            "--format",
+            "-f",
+            help=f"{' | '.join(DEPTH_FORMATS)} (default: from -o's extension; .png is png16, "
+            ".jpg a colour preview).",
+        ),
     ] = None,
     omega: Annotated[float, typer.Option(help="Weight of the gradient term (paper: 10).")] = 10.0,
     eps: Annotated[float, typer.Option(help="phi(x) = sqrt(x^2 + eps) (paper: 1e-4).")] = 1e-4,
@@ -84,7 +94,7 @@ def fuse(
     import numpy as np
 
     from dpde_cli.fusion import FusionConfig, irls_fuse
-    from dpde_cli.io import depth_format, read_depth, write_depth
+    from dpde_cli.io import depth_format, read_depth, why_unwritable, write_depth
 
     from_files = gx is not None or gy is not None or gradients is not None
     if from_files == (depth is not None):
@@ -99,6 +109,9 @@ def fuse(
     if output.is_dir():
         raise UsageError(f"-o {output} is a folder; fuse writes one file (e.g. {output}/fused.png)")
     fmt = depth_format(output, fmt)
+    reason = why_unwritable(output.parent)
+    if reason:
+        raise UsageError(f"-o {output}: cannot write there ({reason})")
     opts = global_options(ctx, quiet)
     if output.exists() and not overwrite:  # as a batch command would: skipped, not failed
         if not opts.quiet:
@@ -164,17 +177,20 @@ def _read_gradients(gx: Path | None, gy: Path | None, both: Path | None, shape: 
         if both.suffix.lower() != ".npy":
             raise InputError(both, "--gradients takes a (2, H, W) .npy file")
         try:
-            stack = np.load(both, allow_pickle=False).astype(np.float32)
+            stack = np.load(both, allow_pickle=False)
         except (OSError, ValueError) as exc:
             raise InputError(both, f"cannot read gradients ({exc})") from None
+        if stack.dtype.kind not in "iuf":
+            raise InputError(both, f"a {stack.dtype} array; gradients must be real numbers")
         if stack.ndim != 3 or stack.shape[0] != 2:
             raise InputError(both, f"expected shape (2, H, W), got {stack.shape}")
+        stack = stack.astype(np.float32)
         pairs = ((both, stack[0]), (both, stack[1]))
     else:
         for path in (gx, gy):
             if path.suffix.lower() == ".png":
                 raise InputError(path, "gradients are signed: use .npy, .pfm or .tiff, not PNG")
-        pairs = ((gx, read_depth(gx)), (gy, read_depth(gy)))
+        pairs = tuple((p, read_depth(p, what="gradient")) for p in (gx, gy))
     for path, values in pairs:
         if values.shape != tuple(shape):
             raise InputError(
@@ -203,7 +219,7 @@ def _check_units(path: Path, depth, grad_x, grad_y) -> None:
 
     valid = depth[np.isfinite(depth) & (depth > 0)]
     if valid.size == 0:
-        raise InputError(path, "no valid depth (all 0 or NaN)")
+        raise InputError(path, "no valid depth (every value is 0, negative or NaN)")
     # One pixel's step can never exceed the whole depth range when the units agree.
     span = float(valid.max() - valid.min())
     largest = max(float(np.abs(grad_x).max()), float(np.abs(grad_y).max()))

@@ -364,7 +364,7 @@ def _read_depth(path: Path, scale: float):
 
     depth = read_depth(path, scale=scale)
     if not (np.isfinite(depth) & (depth > 0)).any():
-        raise InputError(path, "no valid depth (all zero or NaN)")
+        raise InputError(path, "no valid depth (every value is 0, negative or NaN)")
     return depth
 
 

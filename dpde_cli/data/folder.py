@@ -38,22 +38,6 @@ SPLITS = ("all",)
 INTRINSICS_FILE = "intrinsics.json"
 
 
-def _read_depth_png16(path: Path, depth_scale: float) -> np.ndarray:
-    """A 16-bit depth PNG in metres; 8-bit or colour PNGs are refused."""
-    from PIL import Image
-
-    from dpde_cli.io import read_depth
-
-    try:
-        with Image.open(path) as image:
-            mode = image.mode
-    except OSError as exc:
-        raise InputError(path, f"cannot open ({exc})") from exc
-    if mode in ("1", "L", "P", "LA", "PA"):
-        raise InputError(path, f"an {mode} (8-bit) PNG; depth must be a 16-bit PNG")
-    return read_depth(path, scale=depth_scale)
-
-
 class FolderDataset(Dataset):
     """RGB-D pairs from ``DIR/rgb`` and ``DIR/depth`` as dpde samples.
 
@@ -136,13 +120,13 @@ class FolderDataset(Dataset):
         return len(self.items)
 
     def __getitem__(self, index: int) -> dict:
-        from dpde_cli.io import read_image
+        from dpde_cli.io import read_depth, read_image
 
         if not 0 <= index < len(self):
             raise IndexError(index)
         stem, rgb_path, depth_path = self.items[index]
         rgb = read_image(rgb_path)
-        depth = _read_depth_png16(depth_path, self.depth_scale)
+        depth = read_depth(depth_path, self.depth_scale)  # 8-bit and colour refused
         if depth.shape != rgb.shape[:2]:
             raise InputError(
                 depth_path,

@@ -174,7 +174,7 @@ class Middlebury(Dataset):
         info = self.meta[stem]
         rgb = read_image(self.root / "rgb" / f"{stem}.png")
         disparity_path = self.root / "disparity" / f"{stem}.png"
-        value = read_depth(disparity_path, scale=1.0)  # raw pixel values
+        value = read_depth(disparity_path, 1.0, what="disparity", eight_bit=True)  # raw values
         if value.shape != rgb.shape[:2]:
             raise InputError(
                 disparity_path, f"size {value.shape} differs from the image's {rgb.shape[:2]}"

@@ -90,6 +90,11 @@ def test_omega_zero_returns_the_input(scene: dict[str, Path], tmp_path: Path) ->
         (lambda p, d: np.save(p["gx"], np.zeros((10, 10), np.float32)), "does not match"),
         (lambda p, d: np.save(p["gx"], np.load(p["gx"]) * 1000.0), "different units"),
         (lambda p, d: np.save(p["gy"], np.full((48, 64), np.nan, np.float32)), "NaN"),
+        # these three were read as gradients without a word
+        (lambda p, d: np.save(p["gx"], np.ones((48, 64), bool)), "gx.npy: a bool array;"),
+        (lambda p, d: np.save(p["gx"], np.ones((48, 64), complex)), "a complex128 array;"),
+        (lambda p, d: p["gx"].write_text("0 1 2"), "gx.npy: not a .npy file (no numpy header)"),
+        (lambda p, d: np.save(p["gx"], np.ones((2, 48, 64))), "single-channel gradient map"),
     ],
 )
 def test_bad_gradients_are_one_line_errors(
@@ -172,3 +177,40 @@ def test_photo_and_depth_uses_the_gradient_network(
         str(tiny_weights),
     )
     assert result.exit_code == 1 and "aspect ratio" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (
+            lambda p: Image.fromarray(np.full((48, 64), 200, np.uint8)).save(p["noisy"]),
+            "an 8-bit image (L); depth must be 16-bit integers or floats",
+        ),
+        (lambda p: p["noisy"].unlink() or p["noisy"].mkdir(), "noisy.png: a folder, not a file"),
+    ],
+)
+def test_depth_that_is_not_a_measurement_is_refused(
+    scene: dict[str, Path], tmp_path: Path, make, message: str
+) -> None:
+    make(scene)
+    gx_gy = ["--gx", str(scene["gx"]), "--gy", str(scene["gy"])]
+    result = run(str(scene["noisy"]), *gx_gy, "-o", str(tmp_path / "out.png"))
+    assert result.exit_code == 1 and message in result.stderr, result.output
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_negative_depth_is_named_as_such(scene: dict[str, Path], tmp_path: Path) -> None:
+    np.save(tmp_path / "neg.npy", -np.load(scene["truth"]))
+    gx_gy = ["--gx", str(scene["gx"]), "--gy", str(scene["gy"])]
+    result = run(str(tmp_path / "neg.npy"), *gx_gy, "-o", str(tmp_path / "out.npy"))
+    assert result.exit_code == 1 and "every value is 0, negative or NaN" in result.stderr
+
+
+def test_a_file_in_the_output_folder_s_place_is_a_usage_error_before_work(
+    scene: dict[str, Path], tmp_path: Path
+) -> None:
+    (tmp_path / "afile").write_text("a file")
+    gx_gy = ["--gx", str(scene["gx"]), "--gy", str(scene["gy"])]
+    result = run(str(scene["noisy"]), *gx_gy, "-o", str(tmp_path / "afile" / "x.png"))
+    assert result.exit_code == 2
+    assert f"cannot write there ({tmp_path / 'afile'} is a file, not a folder)" in result.stderr
