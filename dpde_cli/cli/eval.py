@@ -178,8 +178,12 @@ def eval_command(
     protocol = default_protocol(name, flip_tta=flip_tta, **overrides)
     options: dict[str, Any] = {}
     if gt is not None:
+        if name != "nyuv2":
+            raise UsageError(f"--gt chooses NYUv2's ground truth; --dataset {name} has one")
         options["gt"] = gt.value
     if depth_scale is not None:
+        if name != "folder":
+            raise UsageError(f"--depth-scale is for --dataset folder, not {name}")
         options["depth_scale"] = depth_scale
     data = build_datasets(name, data_dir or [None], split, options)
     check_protocol(data, protocol)

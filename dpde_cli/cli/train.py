@@ -234,8 +234,10 @@ def train(
     \b
         dpde train --dataset nyuv2 --data-dir ~/data/nyu --out runs/nyu
         dpde train --resume runs/nyu
-        torchrun --nproc_per_node 4 -m dpde_cli train --dataset nyuv2 --data-dir ~/data/nyu
-        dpde train --dataset synthetic --synthetic-size 200 --model dpde-lite --epochs 2
+        torchrun --nproc_per_node 4 -m dpde_cli train --dataset nyuv2 --data-dir ~/data/nyu \\
+            --out runs/nyu4
+        dpde train --dataset synthetic --synthetic-size 200 --model dpde-lite --epochs 2 \\
+            --out runs/try
     """
     from dpde_cli import train as training
     from dpde_cli.data import default_workers

@@ -187,7 +187,7 @@ def build_dataset(
     if name not in DATASETS:
         raise UsageError(f"unknown dataset {name!r}; known: {', '.join(list_datasets())}")
     if name != "synthetic" and data_dir is None:
-        raise UsageError(f"dataset {name} needs a data folder")
+        raise UsageError(f"dataset {name} needs a data folder (--data-dir)")
     _check_options(name, options)
     return DATASETS[name](data_dir, split or DEFAULT_SPLITS[name], **options)
 
@@ -246,7 +246,7 @@ def build_datasets(
     if len(data_dirs) == 1:
         return build_dataset(name, data_dirs[0], split, **options)
     if any(d is None for d in data_dirs):
-        raise UsageError(f"dataset {name} needs a data folder")
+        raise UsageError(f"dataset {name} needs a data folder (--data-dir)")
     prefixes = folder_prefixes([d for d in data_dirs if d is not None])
     parts = [
         _Prefixed(build_dataset(name, d, split, **options), prefix)

@@ -75,9 +75,13 @@ class FolderDataset(Dataset):
         if not 0 < depth_scale < math.inf:
             raise UsageError(f"depth_scale must be a positive number, got {depth_scale}")
         self.depth_scale = float(depth_scale)
+        if not self.root.is_dir():
+            what = "a file, not a folder" if self.root.exists() else "no such folder"
+            raise InputError(self.root, f"{what} (expected DIR/rgb and DIR/depth)")
+        for sub in ("rgb", "depth"):
+            if not (self.root / sub).is_dir():
+                raise InputError(self.root / sub, "no such folder (expected DIR/rgb and DIR/depth)")
         rgb_dir = self.root / "rgb"
-        if not rgb_dir.is_dir():
-            raise InputError(rgb_dir, "no such folder (expected DIR/rgb and DIR/depth)")
         self.items: list[tuple[str, Path, Path]] = []
         seen: set[str] = set()
         for path in sorted(rgb_dir.iterdir()):
@@ -114,6 +118,11 @@ class FolderDataset(Dataset):
                 or not all(isinstance(v, (int, float)) for v in value)
             ):
                 raise InputError(path, f"no [fx, fy, cx, cy] entry for {stem!r}")
+            numbers = not any(isinstance(v, bool) for v in value)
+            if not numbers or not all(map(math.isfinite, value)) or min(value[:2]) <= 0:
+                raise InputError(
+                    path, f"{stem}: [fx, fy, cx, cy] must be finite with fx, fy > 0, got {value}"
+                )
         return content
 
     def __len__(self) -> int:

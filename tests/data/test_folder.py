@@ -76,6 +76,26 @@ def test_bad_inputs(tmp_path: Path):
         FolderDataset(tmp_path / "nowhere")
 
 
+@pytest.mark.parametrize("entry", [[float("nan"), 1, 1, 1], [-500, 500, 4, 3], [True, 1, 1, 1]])
+def test_intrinsics_that_make_no_camera_are_refused(tmp_path: Path, entry: list):
+    _write(tmp_path, ["x"])
+    (tmp_path / "intrinsics.json").write_text(json.dumps({"x": entry}))
+    with pytest.raises(InputError, match=r"x: \[fx, fy, cx, cy\] must be finite with fx, fy > 0"):
+        FolderDataset(tmp_path)
+
+
+def test_a_file_or_a_missing_subfolder_is_named(tmp_path: Path):
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(InputError, match="afile: a file, not a folder"):
+        FolderDataset(tmp_path / "afile")
+    _write(tmp_path / "d", ["x"])
+    for path in (tmp_path / "d" / "depth").iterdir():
+        path.unlink()
+    (tmp_path / "d" / "depth").rmdir()
+    with pytest.raises(InputError, match="d/depth: no such folder"):
+        FolderDataset(tmp_path / "d")
+
+
 @pytest.mark.parametrize("split", ["test", "train", "val"])
 def test_a_folder_has_one_split(tmp_path: Path, split: str):
     """A "test" split of a folder would be every pair under a name that says otherwise."""
