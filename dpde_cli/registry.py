@@ -263,6 +263,16 @@ def read_state_dict(path: Path) -> dict[str, Any]:
     return read_weights(path)[0]
 
 
+def _check_is_file(path: Path) -> None:
+    """A WeightsError unless ``path`` is a file: a run folder is named as a folder."""
+    if path.is_dir():
+        raise WeightsError(
+            f"{path}: a folder, not a weights file (a run's are in its weights/ folder)"
+        )
+    if not path.is_file():
+        raise WeightsError(f"{path}: weights file not found")
+
+
 def read_weights(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     """A weights file's state dict (as ``read_state_dict``) and the facts it carries about
     the run that made it (``RUN_FACTS``: {} for a bare state dict).
@@ -272,8 +282,7 @@ def read_weights(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     """
     import torch
 
-    if not path.is_file():
-        raise WeightsError(f"{path}: weights file not found")
+    _check_is_file(path)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # pickle errors, truncated zip, refused globals
@@ -297,8 +306,7 @@ def load_weights(
 ) -> dict[str, Any]:
     """Check a weights file (sha256, keys, shapes) and load it into ``model`` in place;
     returns the run facts the file carries (see ``read_weights``)."""
-    if not path.is_file():
-        raise WeightsError(f"{path}: weights file not found")
+    _check_is_file(path)
     if expected_sha256 is not None:
         actual = sha256_file(path)
         if actual != expected_sha256:

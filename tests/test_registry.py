@@ -60,6 +60,8 @@ def test_training_checkpoint_with_model_key_loads(tiny_weights: Path, tmp_path: 
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(WeightsError, match="not found"):
         create_model("dpde-tiny", weights=tmp_path / "nope.pt")
+    with pytest.raises(WeightsError, match="a folder, not a weights file"):  # was "not found"
+        create_model("dpde-tiny", weights=tmp_path)
 
 
 def test_checkpoint_of_another_model_names_the_mismatch(tmp_path: Path) -> None:
