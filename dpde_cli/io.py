@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import functools
+import io
 import os
 import stat
 import tempfile
@@ -234,6 +235,13 @@ def read_pfm(path: Path) -> np.ndarray:
     return np.flipud(data.reshape(shape)).astype(np.float32)
 
 
+def write_npy(path: str | Path, array: np.ndarray) -> None:
+    """Write an array as .npy bytes (built in memory: np.save to a FIFO fails on tell())."""
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    Path(path).write_bytes(buffer.getvalue())
+
+
 def _pfm_bytes(depth: np.ndarray) -> bytes:
     """Encode (H, W) float32 as a little-endian PFM."""
     height, width = depth.shape
@@ -364,8 +372,7 @@ def write_depth(
         raise ValueError(f"depth must be (H, W), got {depth.shape}")
     with atomic_path(path) as tmp:
         if fmt == "npy":
-            with open(tmp, "wb") as handle:
-                np.save(handle, depth)
+            write_npy(tmp, depth)
         elif fmt == "pfm":
             tmp.write_bytes(_pfm_bytes(depth))
         elif fmt == "png16":

@@ -279,6 +279,7 @@ def run_batches(
     Raises:
         typer.Exit: code 1 when some input failed (the others are done).
     """
+    from dpde_cli.io import written_in_place
     from dpde_cli.predict import batched_images
 
     failures: list[str] = []
@@ -300,7 +301,8 @@ def run_batches(
                 record = write(item, targets, image, result)
             except (DpdeError, OSError) as exc:
                 for target in targets.values():  # none of a failed input's outputs stay
-                    if not target.is_dir():  # (a folder in an output's place made it fail)
+                    # (a folder in an output's place made it fail; /dev/null is not ours)
+                    if not target.is_dir() and not written_in_place(target):
                         with contextlib.suppress(OSError):  # (or a file in a folder's place)
                             target.unlink(missing_ok=True)
                 record = {"input": str(item.path), "error": _write_error(item.path, targets, exc)}
@@ -308,7 +310,7 @@ def run_batches(
 
         todo = []
         for item, targets in zip(items, plans, strict=True):
-            existing = [str(p) for p in targets.values() if p.exists()]
+            existing = [str(p) for p in targets.values() if p.exists() and not written_in_place(p)]
             if existing and not overwrite and len(existing) == len(targets):
                 skipped.append(existing[0])  # done before: a batch run again skips it
                 finish(item.path, {"input": str(item.path), "skipped": f"{existing[0]} exists"})

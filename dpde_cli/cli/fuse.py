@@ -94,7 +94,13 @@ def fuse(
     import numpy as np
 
     from dpde_cli.fusion import FusionConfig, irls_fuse
-    from dpde_cli.io import depth_format, read_depth, why_unwritable, write_depth
+    from dpde_cli.io import (
+        depth_format,
+        read_depth,
+        why_unwritable,
+        write_depth,
+        written_in_place,
+    )
 
     from_files = gx is not None or gy is not None or gradients is not None
     if from_files == (depth is not None):
@@ -113,7 +119,7 @@ def fuse(
     if reason:
         raise UsageError(f"-o {output}: cannot write there ({reason})")
     opts = global_options(ctx, quiet)
-    if output.exists() and not overwrite:  # as a batch command would: skipped, not failed
+    if output.exists() and not written_in_place(output) and not overwrite:  # as in a batch
         if not opts.quiet:
             err_console.print(
                 f"dpde: skipped: {output} exists; --overwrite redoes it",

@@ -164,15 +164,15 @@ def _write(
     """Write one prediction's files atomically; return its JSON record."""
     import numpy as np
 
-    from dpde_cli.io import atomic_path, write_depth
+    from dpde_cli.io import atomic_path, write_depth, write_npy
 
     start = time.perf_counter()
     write_depth(targets["depth"], pred.depth, fmt, colormap, depth_range)
     if "unfused" in targets:
         write_depth(targets["unfused"], pred.depth_unfused, fmt, colormap, depth_range)
     if "gradients" in targets:
-        with atomic_path(targets["gradients"]) as tmp, open(tmp, "wb") as handle:
-            np.save(handle, pred.gradients.astype(np.float32))
+        with atomic_path(targets["gradients"]) as tmp:
+            write_npy(tmp, pred.gradients.astype(np.float32))
     if "preview" in targets:
         write_depth(targets["preview"], pred.depth, "color", colormap, depth_range)
     valid = pred.depth[np.isfinite(pred.depth)]

@@ -146,6 +146,29 @@ def test_bad_files_exit_1_rest_processed_no_partial_output(
     assert written == ["photos/a/one.png"]  # nothing partial, the inputs' layout kept
 
 
+def test_a_pipe_as_the_output_is_written_into_and_never_removed(
+    photos: Path, tiny_weights: Path, tmp_path: Path
+) -> None:
+    # a failed input's outputs are removed: that removed /dev/null itself, as root
+    import os
+    import stat
+    import threading
+
+    fifo = tmp_path / "depth.npy"
+    os.mkfifo(fifo)
+    (tmp_path / "bad.jpg").write_bytes(b"not a jpeg")
+    failed = run("predict", str(tmp_path / "bad.jpg"), "-o", str(fifo), "--overwrite")
+    assert failed.exit_code == 1 and stat.S_ISFIFO(os.stat(fifo).st_mode)
+    got: list[bytes] = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()), daemon=True)
+    reader.start()
+    args = ["predict", str(photos / "a/one.jpg"), "-o", str(fifo), "--no-fuse"]
+    done = run(*args, *base_args(tiny_weights))  # no --overwrite: a pipe is not an output
+    reader.join(timeout=10)
+    assert done.exit_code == 0, done.output
+    assert got and got[0].startswith(b"\x93NUMPY") and stat.S_ISFIFO(os.stat(fifo).st_mode)
+
+
 def test_existing_outputs_are_skipped_without_overwrite(
     photos: Path, tiny_weights: Path, tmp_path: Path
 ) -> None:
