@@ -32,12 +32,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 
+from dpde_cli.data.folder import FolderDataset
 from dpde_cli.data.synthetic import SceneConfig, render_scene
 from dpde_cli.fusion import FusionConfig
 from dpde_cli.geometry import Intrinsics, resolve_intrinsics
-from dpde_cli.io import read_depth
+from dpde_cli.metrics import compute_metrics
 from dpde_cli.predict import Predictor
 from dpde_cli.registry import create_model
 
@@ -52,14 +52,15 @@ def focal_ratio(camera: Intrinsics) -> float:
     return math.sqrt(camera.fx * camera.fy / (default.fx * default.fy))
 
 
-def scores(pred: np.ndarray, gt: np.ndarray, k: float) -> tuple[float, float, float]:
-    """(median pred / median gt, AbsRel as predicted, AbsRel of pred x k) on valid pixels."""
-    valid = (gt > 1e-3) & (gt < 10.0)
-    p, g = pred[valid], gt[valid]
+def scores(pred: torch.Tensor, gt: torch.Tensor, k: float) -> tuple[float, float, float]:
+    """(median pred / median gt, AbsRel as predicted, AbsRel of pred x k) on valid pixels of
+    (H, W) maps (the protocol of the folder set: 1e-3 < gt < 10 m)."""
+    mask = ((gt > 1e-3) & (gt < 10.0))[None, None]
+    pred, gt = pred[None, None].double(), gt[None, None].double()
     return (
-        float(np.median(p) / np.median(g)),
-        float(np.mean(np.abs(p - g) / g)),
-        float(np.mean(np.abs(p * k - g) / g)),
+        float(pred[mask].median() / gt[mask].median()),
+        float(compute_metrics(pred, gt, mask)["abs_rel"][0]),
+        float(compute_metrics(pred * k, gt, mask)["abs_rel"][0]),
     )
 
 
@@ -73,8 +74,8 @@ def renders(predictor: Predictor, count: int) -> None:
         scene = render_scene(seed, config)
         fx, fy, cx, cy = (float(v) for v in scene["intrinsics"])
         k = focal_ratio(Intrinsics(fx, fy, cx, cy, width, height))
-        pred = predictor.predict_tensor(scene["image"][None]).depth[0, 0].cpu().numpy()
-        rows.append((k, *scores(pred, scene["depth"][0].numpy(), k)))
+        pred = predictor.predict_tensor(scene["image"][None]).depth[0, 0].cpu()
+        rows.append((k, *scores(pred, scene["depth"][0], k)))
     a = np.array(rows)
     slope = np.polyfit(np.log(a[:, 0]), np.log(a[:, 1]), 1)[0]
     print(f"\n### Renders: {count} scenes at {height}x{width}, k in 0.5-2 (seeds {FIRST_SEED}+)\n")
@@ -96,31 +97,25 @@ def renders(predictor: Predictor, count: int) -> None:
 
 
 def real_crops(predictor: Predictor, data: Path) -> None:
-    import json
-
-    frames = []
-    for name in ("nyu-raw", "sun-tum"):
-        cams = json.loads((data / name / "intrinsics.json").read_text())
-        for rgb in sorted((data / name / "rgb").glob("*.png")):
-            frames.append((rgb, data / name / "depth" / rgb.name, cams[rgb.stem]))
+    samples = [s for name in ("nyu-raw", "sun-tum") for s in FolderDataset(data / name)]
     by_crop: dict[float, list[tuple[float, ...]]] = {c: [] for c in CROPS}
-    for rgb, depth_path, (fx, fy, cx, cy) in frames:
-        image = np.asarray(Image.open(rgb).convert("RGB"))
-        gt = read_depth(depth_path, scale=1000.0)
+    for sample in samples:
+        image, gt = sample["image"], sample["depth"][0]
+        fx, fy, cx, cy = (float(v) for v in sample["intrinsics"])
         full_h, full_w = gt.shape
+        k_full = focal_ratio(Intrinsics(fx, fy, cx, cy, full_w, full_h))
         full_ratio = None
         for c in CROPS:
             h, w = 2 * round(full_h * c / 2), 2 * round(full_w * c / 2)
             y0, x0 = (full_h - h) // 2, (full_w - w) // 2
-            crop = np.ascontiguousarray(image[y0 : y0 + h, x0 : x0 + w])
             k = focal_ratio(Intrinsics(fx, fy, cx - x0, cy - y0, w, h))
-            pred = predictor.predict([crop])[0].depth
+            crop = image[:, y0 : y0 + h, x0 : x0 + w][None]
+            pred = predictor.predict_tensor(crop).depth[0, 0].cpu()
             ratio, rel, rel_k = scores(pred, gt[y0 : y0 + h, x0 : x0 + w], k)
             full_ratio = full_ratio or ratio
-            k_full = focal_ratio(Intrinsics(fx, fy, cx, cy, full_w, full_h))
             alpha = -math.log(ratio / full_ratio) / math.log(k / k_full) if c < 1 else math.nan
             by_crop[c].append((k, ratio, rel, rel_k, alpha))
-    print(f"\n### Real frames: centre crops of {len(frames)} frames of {data}\n")
+    print(f"\n### Real frames: centre crops of {len(samples)} frames of {data}\n")
     print("| crop c | k | median pred / truth | AbsRel | AbsRel of pred x k | alpha |")
     print("|---|---:|---:|---:|---:|---:|")
     for c, rows in by_crop.items():

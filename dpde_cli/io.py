@@ -181,10 +181,7 @@ def read_depth(
     suffix = path.suffix.lower()
     try:
         if suffix == ".npy":
-            with open(path, "rb") as handle:
-                if handle.read(6) != b"\x93NUMPY":
-                    raise InputError(path, "not a .npy file (no numpy header)")
-            depth = np.load(path, allow_pickle=False)
+            depth = load_npy(path, what)
         elif suffix == ".pfm":
             depth = read_pfm(path)
         elif suffix in (".png", ".tif", ".tiff"):
@@ -216,6 +213,32 @@ def read_depth(
     if depth.ndim != 2:
         raise InputError(path, f"expected a single-channel {what} map, got shape {depth.shape}")
     return depth
+
+
+def load_npy(path: str | Path, what: str, kinds: str = "iuf") -> np.ndarray:
+    """The array of a .npy file, refusing a file that is not one (numpy would advise
+    loading it with pickle) and, by dtype kind, arrays that are not numbers.
+
+    Args:
+        path: the file.
+        what: what it holds, for messages ("depth", "gradients", "mask").
+        kinds: the numpy dtype kinds accepted ("iuf": integers and floats; add "b" for
+            booleans).
+
+    Raises:
+        InputError: no numpy header, unreadable, or a dtype of another kind.
+    """
+    path = Path(path)
+    try:
+        with open(path, "rb") as handle:
+            if handle.read(6) != b"\x93NUMPY":
+                raise InputError(path, "not a .npy file (no numpy header)")
+        array = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise InputError(path, f"cannot read {what} ({exc})") from None
+    if array.dtype.kind not in kinds:
+        raise InputError(path, f"a {array.dtype} array; {what} must be real numbers")
+    return array
 
 
 def read_pfm(path: Path) -> np.ndarray:
@@ -291,23 +314,58 @@ def real_target(path: str | Path) -> Path:
     path = Path(path)
     if not path.is_symlink():
         return path
+    loop = OSError(errno.ELOOP, os.strerror(errno.ELOOP), str(path))
     try:
-        return path.resolve()
+        target = path.resolve()
     except RuntimeError:  # Python < 3.13 reports a loop of links this way
-        raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), str(path)) from None
+        raise loop from None
+    if target.is_symlink():  # Python >= 3.13 hands the loop back unresolved
+        raise loop
+    return target
+
+
+STREAMS = ("/dev/stdout", "/dev/stderr")
+"""Names that mean the process's own streams, whatever file or pipe is behind them."""
 
 
 def written_in_place(path: str | Path) -> bool:
     """Whether a writer must write into ``path`` rather than replace it: a device, FIFO or
-    socket (``/dev/null``, a named pipe), or any name in /dev (``/dev/stdout`` means the
-    stream even where a file is behind it)."""
-    if Path(path).absolute().parts[:2] == ("/", "dev"):
+    socket (``/dev/null``, a named pipe), or a stream name (``/dev/stdout``,
+    ``/dev/fd/N``), which means the stream even where a regular file is behind it."""
+    name = str(Path(path).absolute())
+    if name in STREAMS or name.startswith("/dev/fd/"):
         return True
     try:
         mode = os.stat(path).st_mode
     except OSError:
         return False
     return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
+
+
+def refuse_unwritable(label: str, path: str | Path, folder: bool = False) -> None:
+    """Refuse, before a long job starts, an output it could not write at its end.
+
+    Args:
+        label: how the user named it, for the message ("--json", "-o", "--out").
+        path: the output file, or with ``folder`` the folder its files go in.
+
+    Raises:
+        UsageError: "LABEL PATH: cannot write there (reason)", or a folder where a file
+            should be.
+    """
+    path = Path(path)
+    if not folder and path.is_dir():
+        raise UsageError(f"{label} {path}: is a folder; give a file name")
+    if not folder and written_in_place(path):  # /dev/null, a FIFO: written into
+        if not os.access(path, os.W_OK):
+            raise UsageError(f"{label} {path}: cannot write there (permission denied)")
+        return
+    try:
+        reason = why_unwritable(path if folder else real_target(path).parent)
+    except OSError as exc:  # a loop of links
+        reason = exc.strerror
+    if reason:
+        raise UsageError(f"{label} {path}: cannot write there ({reason})")
 
 
 def why_unwritable(folder: str | Path) -> str | None:

@@ -658,15 +658,6 @@ class _Progress:
     best: dict[str, Any] | None = None
 
 
-def _check_run_dir(run_dir: Path) -> None:
-    """Refuse, before any work, a run folder that cannot be made or written to."""
-    from dpde_cli.io import why_unwritable
-
-    reason = why_unwritable(run_dir)
-    if reason:
-        raise UsageError(f"--out {run_dir}: cannot write there ({reason})")
-
-
 class _Trainer:
     """One training run on this process; ``run`` executes the remaining stages."""
 
@@ -678,6 +669,8 @@ class _Trainer:
         val_set: Dataset | None,
         checkpoint: dict[str, Any] | None,
     ) -> None:
+        from dpde_cli.io import refuse_unwritable
+
         config.validate()
         self.config = config
         self.run_dir = Path(config.out).expanduser()
@@ -686,7 +679,7 @@ class _Trainer:
                 f"{self.run_dir} already holds a run; continue it with --resume "
                 f"{self.run_dir} or choose another --out"
             )
-        _check_run_dir(self.run_dir)
+        refuse_unwritable("--out", self.run_dir, folder=True)  # before any work
         self.info, self.device, self._owns_group = setup_distributed(config.device)
         try:
             self._setup(callbacks, train_set, val_set, checkpoint)
@@ -1076,7 +1069,8 @@ class _Trainer:
         if float(sums[1]) > 0 and float(sums[2]) == 0:
             raise DpdeError(
                 f"no valid depth in {int(sums[1])} training batches: every depth pixel is 0 "
-                "or missing (check the depth files and --depth-scale); no weights written"
+                "or missing (check the depth files, and for a folder their units: "
+                "--dataset-option depth_scale=UNITS_PER_METRE); no weights written"
             )
         self._sync_buffers()
         metrics = self._validate()

@@ -17,6 +17,7 @@ from dpde_cli.io import (
     colorize,
     read_depth,
     read_image,
+    why_unwritable,
     write_depth,
     write_text,
     written_in_place,
@@ -117,6 +118,14 @@ def test_atomic_write_through_a_link_keeps_the_link(tmp_path: Path) -> None:
 def test_streams_and_devices_are_written_in_place(tmp_path: Path) -> None:
     assert written_in_place("/dev/null") and written_in_place("/dev/stdout")
     assert not written_in_place(tmp_path / "r.json") and not written_in_place(tmp_path)
+    assert not written_in_place("/dev/shm/dpde-run/r.json")  # a tmpfs of plain files
+
+
+def test_the_writability_probe_creates_nothing(tmp_path: Path) -> None:
+    assert why_unwritable(tmp_path / "a" / "b") is None
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "f").write_text("x")
+    assert why_unwritable(tmp_path / "f" / "sub") == f"{tmp_path / 'f'} is a file, not a folder"
 
 
 def test_atomic_write_into_a_fifo_writes_into_it(tmp_path: Path) -> None:

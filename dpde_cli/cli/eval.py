@@ -7,7 +7,6 @@ import dataclasses
 import io
 import json
 import math
-import os
 import sys
 from enum import Enum
 from pathlib import Path
@@ -179,7 +178,7 @@ def eval_command(
     options: dict[str, Any] = {}
     if gt is not None:
         if name != "nyuv2":
-            raise UsageError(f"--gt chooses NYUv2's ground truth; --dataset {name} has one")
+            raise UsageError(f"--gt is for --dataset nyuv2 (filled or raw depth), not {name}")
         options["gt"] = gt.value
     if depth_scale is not None:
         if name != "folder":
@@ -271,22 +270,12 @@ def _check_writable(**paths: Path | None) -> None:
     """Refuse, before the run, output paths it could not write at its end: a report file
     that is a folder, or a folder (a report's, or --save-predictions) that cannot be made
     or written to."""
-    from dpde_cli.io import real_target, why_unwritable, written_in_place
+    from dpde_cli.io import refuse_unwritable
 
     for option, path in paths.items():
-        if path is None or path == STDOUT:
-            continue
-        flag = "--" + option.removesuffix("_out").replace("_", "-")
-        is_folder = option == "save_predictions"
-        if not is_folder and path.is_dir():
-            raise UsageError(f"{flag} {path}: is a folder; give a file name")
-        if not is_folder and written_in_place(path):  # /dev/null, a FIFO: written into
-            if not os.access(path, os.W_OK):
-                raise UsageError(f"{flag} {path}: cannot write there (permission denied)")
-            continue
-        reason = why_unwritable(path if is_folder else real_target(path).parent)
-        if reason:
-            raise UsageError(f"{flag} {path}: cannot write there ({reason})")
+        if path is not None and path != STDOUT:
+            flag = "--" + option.removesuffix("_out").replace("_", "-")
+            refuse_unwritable(flag, path, folder=option == "save_predictions")
 
 
 def _write_report(path: Path, text: str) -> None:

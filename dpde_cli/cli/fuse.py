@@ -97,7 +97,7 @@ def fuse(
     from dpde_cli.io import (
         depth_format,
         read_depth,
-        why_unwritable,
+        refuse_unwritable,
         write_depth,
         written_in_place,
     )
@@ -115,9 +115,7 @@ def fuse(
     if output.is_dir():
         raise UsageError(f"-o {output} is a folder; fuse writes one file (e.g. {output}/fused.png)")
     fmt = depth_format(output, fmt)
-    reason = why_unwritable(output.parent)
-    if reason:
-        raise UsageError(f"-o {output}: cannot write there ({reason})")
+    refuse_unwritable("-o", output)
     opts = global_options(ctx, quiet)
     if output.exists() and not written_in_place(output) and not overwrite:  # as in a batch
         if not opts.quiet:
@@ -177,17 +175,12 @@ def _read_gradients(gx: Path | None, gy: Path | None, both: Path | None, shape: 
     """(G_x, G_y) from two single-channel files or one (2, H, W) .npy; shapes checked."""
     import numpy as np
 
-    from dpde_cli.io import read_depth
+    from dpde_cli.io import load_npy, read_depth
 
     if both is not None:
         if both.suffix.lower() != ".npy":
             raise InputError(both, "--gradients takes a (2, H, W) .npy file")
-        try:
-            stack = np.load(both, allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            raise InputError(both, f"cannot read gradients ({exc})") from None
-        if stack.dtype.kind not in "iuf":
-            raise InputError(both, f"a {stack.dtype} array; gradients must be real numbers")
+        stack = load_npy(both, "gradients")
         if stack.ndim != 3 or stack.shape[0] != 2:
             raise InputError(both, f"expected shape (2, H, W), got {stack.shape}")
         stack = stack.astype(np.float32)
@@ -249,9 +242,11 @@ def _read_mask(path: Path, shape: tuple[int, int]):
     import numpy as np
     from PIL import Image
 
+    from dpde_cli.io import load_npy
+
     try:
         if path.suffix.lower() == ".npy":
-            values = np.load(path, allow_pickle=False).astype(np.float32)
+            values = load_npy(path, "mask", kinds="biuf").astype(np.float32)
         else:
             with Image.open(path) as image:
                 values = (np.asarray(image.convert("L")) > 0).astype(np.float32)

@@ -125,7 +125,8 @@ def list_datasets() -> list[str]:
 
 
 def _check_options(name: str, options: dict[str, object]) -> None:
-    """Raise UsageError for an option the dataset's constructor does not take."""
+    """Raise UsageError for an option the dataset's constructor does not take, or a value
+    of another type than the option's default (a string for a number, say)."""
     if name in _TARGETS:
         module, attr = _TARGETS[name]
         target = getattr(importlib.import_module(module), attr)

@@ -127,7 +127,7 @@ def test_missing_nyu_file_says_where_to_get_it(tmp_path: Path) -> None:
 def test_option_for_another_dataset_is_a_usage_error(folder: Path) -> None:
     result = run("eval", "--dataset", "folder", "--data-dir", str(folder), "--gt", "raw")
     assert result.exit_code == 2
-    assert "--gt chooses NYUv2's ground truth; --dataset folder has one" in result.stderr
+    assert "--gt is for --dataset nyuv2 (filled or raw depth), not folder" in result.stderr
     synthetic = run("eval", "--dataset", "synthetic", "--depth-scale", "256")
     assert synthetic.exit_code == 2
     assert "--depth-scale is for --dataset folder, not synthetic" in synthetic.stderr

@@ -214,3 +214,21 @@ def test_a_file_in_the_output_folder_s_place_is_a_usage_error_before_work(
     result = run(str(scene["noisy"]), *gx_gy, "-o", str(tmp_path / "afile" / "x.png"))
     assert result.exit_code == 2
     assert f"cannot write there ({tmp_path / 'afile'} is a file, not a folder)" in result.stderr
+
+
+def test_stacked_gradients_and_masks_that_are_not_npy_numbers(
+    scene: dict[str, Path], tmp_path: Path
+) -> None:
+    scene["both"].write_text("not numpy")
+    out = str(tmp_path / "out.png")
+    text = run(str(scene["noisy"]), "--gradients", str(scene["both"]), "-o", out)
+    assert text.exit_code == 1 and "both.npy: not a .npy file (no numpy header)" in text.stderr
+    np.save(tmp_path / "mask.npy", np.ones((48, 64), complex))
+    gx_gy = ["--gx", str(scene["gx"]), "--gy", str(scene["gy"])]
+    mask = run(str(scene["noisy"]), *gx_gy, "--mask", str(tmp_path / "mask.npy"), "-o", out)
+    assert mask.exit_code == 1 and "a complex128 array; mask must be real numbers" in mask.stderr
+    np.save(tmp_path / "mask.npy", np.ones((48, 64), bool))  # a boolean mask is a fine mask
+    assert (
+        run(str(scene["noisy"]), *gx_gy, "--mask", str(tmp_path / "mask.npy"), "-o", out).exit_code
+        == 0
+    )

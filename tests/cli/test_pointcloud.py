@@ -232,3 +232,21 @@ def test_with_fusion(photos: Path, tiny_weights: Path, tmp_path: Path) -> None:
     result = run(str(photos / "a/one.jpg"), "--ply", str(tmp_path / "f.ply"), "--json", *args)
     assert result.exit_code == 0, result.output
     assert records(result)[0]["points"] > 0
+
+
+def test_a_cloud_into_a_pipe(planes: tuple[Path, Path], tmp_path: Path) -> None:
+    # the size check took a FIFO's 0 bytes for a full disk
+    import os
+    import stat
+    import threading
+
+    photo, depth = planes
+    fifo = tmp_path / "cloud.ply"
+    os.mkfifo(fifo)
+    got: list[bytes] = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()), daemon=True)
+    reader.start()
+    result = run(str(photo), "--depth", str(depth), "--ply", str(fifo), "--fx", "30")
+    reader.join(timeout=10)
+    assert result.exit_code == 0, result.output
+    assert got and got[0].startswith(b"ply") and stat.S_ISFIFO(os.stat(fifo).st_mode)

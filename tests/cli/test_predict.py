@@ -338,13 +338,19 @@ def test_models_table_piped_keeps_names_whole(monkeypatch: pytest.MonkeyPatch) -
 
 
 def test_tables_keep_a_terminals_own_width(monkeypatch: pytest.MonkeyPatch) -> None:
-    from dpde_cli.cli.common import wide_console
+    from rich.console import Console
+
+    import dpde_cli.cli.common as common
+
+    class Terminal(Console):
+        def __init__(self, **kwargs) -> None:
+            super().__init__(force_terminal=True, **kwargs)
 
     monkeypatch.setenv("COLUMNS", "80")
-    monkeypatch.setenv("TTY_COMPATIBLE", "1")  # rich: treat the output as a terminal
-    assert wide_console().width == 80  # widened, a terminal would wrap every row
-    monkeypatch.setenv("TTY_COMPATIBLE", "0")  # piped
-    assert wide_console().width == 120
+    monkeypatch.setattr(common, "Console", Terminal)
+    assert common.wide_console().width == 80  # not widened: a terminal would wrap each row
+    monkeypatch.setattr(common, "Console", Console)  # piped
+    assert common.wide_console().width == 120
 
 
 def test_models_pattern_matches_parts_of_names_and_nothing_is_an_error() -> None:
