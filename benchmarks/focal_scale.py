@@ -20,6 +20,7 @@ tool could apply from EXIF), with the default predictor (fused). Figures only; n
 fitted.
 
     python benchmarks/focal_scale.py [--scenes 100] [--data ../shared/data/real-dev]
+        [--model dpde-lite] [--weights FILE]
 """
 
 from __future__ import annotations
@@ -132,12 +133,13 @@ def main() -> None:
     parser.add_argument("--scenes", type=int, default=100, help="renders to measure")
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="real-dev folder")
     parser.add_argument("--model", default="dpde-lite")
+    parser.add_argument("--weights", help="a weights file instead of the shipped one")
     args = parser.parse_args()
-    model = create_model(args.model)
+    model = create_model(args.model, weights=args.weights or "default")
     predictor = Predictor(model, torch.device("cpu"), fusion=FusionConfig())
     print(
         f"# focal_scale  {date.today()}  torch {torch.__version__}  {platform.machine()}  "
-        f"{args.model} ({model.spec.file}), "
+        f"{args.model} ({args.weights or model.spec.file}), "
         "fused"
     )
     renders(predictor, args.scenes)
