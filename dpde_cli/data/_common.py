@@ -16,6 +16,7 @@ resize by s maps a coordinate u to (u + 0.5) * s - 0.5 and a focal length f to f
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -26,6 +27,12 @@ from dpde_cli.errors import InputError, UsageError
 
 Size = tuple[int, int]
 """(height, width) in pixels."""
+
+
+def finite_number(value: object) -> bool:
+    """Whether a value read from JSON is a finite number (true and false are not)."""
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    return number and math.isfinite(value)
 
 
 def check_split(split: str, allowed: Sequence[str], dataset: str) -> str:

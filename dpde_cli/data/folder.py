@@ -23,6 +23,7 @@ import numpy as np
 from torch.utils.data import Dataset
 
 from dpde_cli.data._common import (
+    finite_number,
     make_sample,
     parse_size,
     resize_nearest,
@@ -118,8 +119,7 @@ class FolderDataset(Dataset):
                 or not all(isinstance(v, (int, float)) for v in value)
             ):
                 raise InputError(path, f"no [fx, fy, cx, cy] entry for {stem!r}")
-            numbers = not any(isinstance(v, bool) for v in value)
-            if not numbers or not all(map(math.isfinite, value)) or min(value[:2]) <= 0:
+            if not all(map(finite_number, value)) or min(value[:2]) <= 0:
                 raise InputError(
                     path, f"{stem}: [fx, fy, cx, cy] must be finite with fx, fy > 0, got {value}"
                 )

@@ -30,7 +30,6 @@ Intrinsics: [focal_px, focal_px, cx, cy] when ``focal_px`` is given, else
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +37,7 @@ from torch.utils.data import Dataset
 
 from dpde_cli.data._common import (
     check_split,
+    finite_number,
     make_sample,
     parse_size,
     resize_nearest,
@@ -91,8 +91,7 @@ def _check_entry(meta_path: Path, stem: str, entry: dict) -> None:
         if key not in entry or (key in ("focal_px", "baseline_m") and entry[key] is None):
             continue
         value = entry[key]
-        number = isinstance(value, (int, float)) and not isinstance(value, bool)
-        if not number or not math.isfinite(value) or (key in _POSITIVE and value <= 0):
+        if not finite_number(value) or (key in _POSITIVE and value <= 0):
             kind = "a positive number" if key in _POSITIVE else "a number"
             raise InputError(meta_path, f"{stem}: {key} must be {kind}, got {value!r}")
 
