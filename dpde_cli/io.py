@@ -215,6 +215,18 @@ def read_depth(
     return depth
 
 
+def valid_depth(path: str | Path, depth: np.ndarray) -> np.ndarray:
+    """The valid values (finite, > 0) of a depth map read from ``path``.
+
+    Raises:
+        InputError: the map has none.
+    """
+    valid = depth[np.isfinite(depth) & (depth > 0)]
+    if valid.size == 0:
+        raise InputError(Path(path), "no valid depth (every value is 0, negative or NaN)")
+    return valid
+
+
 def load_npy(path: str | Path, what: str, kinds: str = "iuf") -> np.ndarray:
     """The array of a .npy file, refusing a file that is not one (numpy would advise
     loading it with pickle) and, by dtype kind, arrays that are not numbers.

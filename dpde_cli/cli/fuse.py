@@ -98,6 +98,7 @@ def fuse(
         depth_format,
         read_depth,
         refuse_unwritable,
+        valid_depth,
         write_depth,
         written_in_place,
     )
@@ -136,6 +137,7 @@ def fuse(
 
     depth_path = source if from_files else depth
     estimate = read_depth(depth_path, depth_scale)
+    valid = valid_depth(depth_path, estimate)  # before any network is loaded
     if from_files:
         grad_x, grad_y = _read_gradients(gx, gy, gradients, estimate.shape)
     else:
@@ -147,9 +149,9 @@ def fuse(
             model, weights, device or opts.device, precision, None, input_size
         )
         grad_x, grad_y = predictor.predict_gradients(image, estimate.shape)
-    _check_units(depth_path, estimate, grad_x, grad_y)
+    _check_units(depth_path, valid, grad_x, grad_y)
     confidence = _read_mask(mask, estimate.shape) if mask is not None else None
-    missing = int((~np.isfinite(estimate) | (estimate <= 0)).sum())
+    missing = estimate.size - valid.size
     result = irls_fuse(estimate, grad_x, grad_y, mask=confidence, config=config)
     try:
         write_depth(output, np.asarray(result.depth, dtype=np.float32), fmt)
@@ -212,13 +214,11 @@ def _check_aspect(
         )
 
 
-def _check_units(path: Path, depth, grad_x, grad_y) -> None:
-    """Catch depth and gradients in different units (e.g. millimetres against metres)."""
+def _check_units(path: Path, valid, grad_x, grad_y) -> None:
+    """Catch depth and gradients in different units (e.g. millimetres against metres);
+    ``valid`` holds the depth map's valid values (io.valid_depth)."""
     import numpy as np
 
-    valid = depth[np.isfinite(depth) & (depth > 0)]
-    if valid.size == 0:
-        raise InputError(path, "no valid depth (every value is 0, negative or NaN)")
     # One pixel's step can never exceed the whole depth range when the units agree.
     span = float(valid.max() - valid.min())
     largest = max(float(np.abs(grad_x).max()), float(np.abs(grad_y).max()))

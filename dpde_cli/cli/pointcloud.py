@@ -358,13 +358,10 @@ def _depth_file(item: InputItem, directory: Path) -> Path:
 
 def _read_depth(path: Path, scale: float):
     """A depth map in metres (io.read_depth), refusing one with no valid pixel."""
-    import numpy as np
-
-    from dpde_cli.io import read_depth
+    from dpde_cli.io import read_depth, valid_depth
 
     depth = read_depth(path, scale=scale)
-    if not (np.isfinite(depth) & (depth > 0)).any():
-        raise InputError(path, "no valid depth (every value is 0, negative or NaN)")
+    valid_depth(path, depth)
     return depth
 
 

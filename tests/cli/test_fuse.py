@@ -206,6 +206,20 @@ def test_negative_depth_is_named_as_such(scene: dict[str, Path], tmp_path: Path)
     assert result.exit_code == 1 and "every value is 0, negative or NaN" in result.stderr
 
 
+def test_depth_without_a_valid_pixel_is_refused_before_the_network(tmp_path: Path) -> None:
+    photo = tmp_path / "photo.jpg"
+    Image.fromarray(np.zeros((48, 64, 3), np.uint8)).save(photo)
+    empty = write_depth(tmp_path / "empty.png", np.zeros((48, 64), np.float32))
+    absent = tmp_path / "absent.pt"  # loading it would fail: the depth must be refused first
+    args = [str(photo), "--depth", str(empty), "--weights", str(absent)]
+    result = run(*args, "-o", str(tmp_path / "out.png"))
+    assert result.exit_code == 1, result.output
+    assert result.stderr.strip() == (
+        f"dpde: error: {empty}: no valid depth (every value is 0, negative or NaN)"
+    )
+    assert not (tmp_path / "out.png").exists()
+
+
 def test_a_file_in_the_output_folder_s_place_is_a_usage_error_before_work(
     scene: dict[str, Path], tmp_path: Path
 ) -> None:
