@@ -22,14 +22,14 @@ demo: setup
 
 test: setup
 	$(PY) -m pytest -q
-	$(PY) -m ruff check dpde_cli tests benchmarks
+	$(PY) -m ruff check dpde_cli tests benchmarks scripts
 
 test-fast: setup
 	$(PY) -m pytest -q -m "not slow"
 
 lint: setup
-	$(PY) -m ruff check dpde_cli tests benchmarks
-	$(PY) -m ruff format --check dpde_cli tests benchmarks
+	$(PY) -m ruff check dpde_cli tests benchmarks scripts
+	$(PY) -m ruff format --check dpde_cli tests benchmarks scripts
 
 clean:
 	rm -rf $(VENV) outputs .pytest_cache

@@ -570,6 +570,44 @@ def export_weights(
     return path, digest
 
 
+def average_weights(
+    paths: Sequence[Path], weights_dir: Path, model_name: str, half: bool = False
+) -> tuple[Path, str]:
+    """The uniform average of weight files of one model, exported as ``export_weights`` does.
+
+    Every floating-point tensor is averaged (BatchNorm running statistics included) in
+    float32; other tensors (BatchNorm's batch counters) and the run facts come from the last
+    file. Averaging a model with its fine-tuned descendants (a "model soup"; WiSE-FT for two)
+    is how the shipped dpde-lite weights were made (see the registry's spec).
+
+    Raises:
+        WeightsError: fewer than two files, or files whose keys or shapes differ.
+    """
+    from dpde_cli.errors import WeightsError
+    from dpde_cli.registry import read_weights
+
+    if len(paths) < 2:
+        raise WeightsError("averaging needs at least two weights files")
+    states = [read_weights(Path(p)) for p in paths]
+    last, facts = states[-1]
+    for path, (state, _) in zip(paths, states, strict=True):
+        if state.keys() != last.keys():
+            raise WeightsError(f"{path}: its keys differ from {paths[-1]}'s")
+        wrong = [k for k in state if state[k].shape != last[k].shape]
+        if wrong:
+            raise WeightsError(f"{path}: shapes differ from {paths[-1]}'s ({wrong[0]}, ...)")
+    average = {}
+    for key, value in last.items():
+        if value.is_floating_point():
+            total = states[0][0][key].float()
+            for state, _ in states[1:]:
+                total = total + state[key].float()  # not sum(): 0 + -0.0 is +0.0
+            average[key] = (total / len(states)).to(value.dtype)
+        else:
+            average[key] = value
+    return export_weights(average, weights_dir, model_name, half=half, run=facts or None)
+
+
 def _rng_state(device: torch.device) -> dict[str, Any]:
     """Python, numpy, torch (and CUDA) RNG states, as weights_only-loadable values."""
     kind, keys, pos, has_gauss, cached = np.random.get_state()

@@ -1,0 +1,39 @@
+"""Average weight files of one model into one (a model soup; WiSE-FT for two files).
+
+    .venv/bin/python scripts/average_weights.py A.pt B.pt -o runs/soup/ [--half]
+
+Writes <model>-<sha256[:8]>.pt into the folder and prints its path; the result loads with
+`--weights` or `--init-weights` like any exported weights file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+def main(
+    files: Annotated[list[Path], typer.Argument(help="Two or more weights files.")],
+    out: Annotated[Path, typer.Option("-o", "--out", help="Folder to write into.")],
+    model: Annotated[str, typer.Option("-m", "--model", help="Registered model name.")] = (
+        "dpde-lite"
+    ),
+    half: Annotated[bool, typer.Option(help="Store float16.")] = False,
+) -> None:
+    """Average the floating-point tensors of the files uniformly."""
+    from dpde_cli.errors import DpdeError
+    from dpde_cli.train import average_weights
+
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        path, digest = average_weights(files, out, model, half=half)
+    except DpdeError as exc:
+        typer.echo(f"average_weights: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"{path}\tsha256:{digest}")
+
+
+if __name__ == "__main__":
+    typer.run(main)
