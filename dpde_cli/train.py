@@ -605,6 +605,7 @@ def average_weights(
             average[key] = (total / len(states)).to(value.dtype)
         else:
             average[key] = value
+    weights_dir.mkdir(parents=True, exist_ok=True)
     return export_weights(average, weights_dir, model_name, half=half, run=facts or None)
 
 

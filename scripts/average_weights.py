@@ -26,7 +26,6 @@ def main(
     from dpde_cli.errors import DpdeError
     from dpde_cli.train import average_weights
 
-    out.mkdir(parents=True, exist_ok=True)
     try:
         path, digest = average_weights(files, out, model, half=half)
     except DpdeError as exc:
