@@ -571,17 +571,19 @@ def export_weights(
 
 
 def average_weights(
-    paths: Sequence[Path], weights_dir: Path, model_name: str, half: bool = False
+    paths: Sequence[Path], weights_dir: Path, model_name: str | None = None, half: bool = False
 ) -> tuple[Path, str]:
     """The uniform average of weight files of one model, exported as ``export_weights`` does.
 
     Every floating-point tensor is averaged (BatchNorm running statistics included) in
     float32; other tensors (BatchNorm's batch counters) and the run facts come from the last
     file. Averaging a model with its fine-tuned descendants (a "model soup"; WiSE-FT for two)
-    is how the shipped dpde-lite weights were made (see the registry's spec).
+    is how the shipped dpde-lite weights were made (see the registry's spec). ``model_name``
+    (the file name's prefix) defaults to the model the last file's run facts name.
 
     Raises:
-        WeightsError: fewer than two files, or files whose keys or shapes differ.
+        WeightsError: fewer than two files, files whose keys or shapes differ, or no model
+            name given or recorded.
     """
     from dpde_cli.errors import WeightsError
     from dpde_cli.registry import read_weights
@@ -590,6 +592,9 @@ def average_weights(
         raise WeightsError("averaging needs at least two weights files")
     states = [read_weights(Path(p)) for p in paths]
     last, facts = states[-1]
+    model_name = model_name or facts.get("model")
+    if not model_name:
+        raise WeightsError(f"{paths[-1]}: the file does not name its model; give the model name")
     for path, (state, _) in zip(paths, states, strict=True):
         if state.keys() != last.keys():
             raise WeightsError(f"{path}: its keys differ from {paths[-1]}'s")

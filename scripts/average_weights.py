@@ -17,9 +17,10 @@ import typer
 def main(
     files: Annotated[list[Path], typer.Argument(help="Two or more weights files.")],
     out: Annotated[Path, typer.Option("-o", "--out", help="Folder to write into.")],
-    model: Annotated[str, typer.Option("-m", "--model", help="Registered model name.")] = (
-        "dpde-lite"
-    ),
+    model: Annotated[
+        str | None,
+        typer.Option("-m", "--model", help="Model name (default: the one the files record)."),
+    ] = None,
     half: Annotated[bool, typer.Option(help="Store float16.")] = False,
 ) -> None:
     """Average the floating-point tensors of the files uniformly."""

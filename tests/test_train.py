@@ -284,7 +284,7 @@ def test_averaged_weights_are_the_mean_and_load_like_an_export(tmp_path: Path) -
         states.append(model.state_dict())
         states[-1][next(iter(states[-1]))].fill_(-0.0)  # the mean of -0.0s stays -0.0, bit for bit
         paths.append(export_weights(states[-1], tmp_path, "dpde-tiny", run=run)[0])
-    path, digest = average_weights(paths, tmp_path / "soup", "dpde-tiny")
+    path, digest = average_weights(paths, tmp_path / "soup")  # the files name their model
     assert path.name == f"dpde-tiny-{digest[:8]}.pt" and sha256_file(path) == digest
     state, got_facts = read_weights(path)
     assert got_facts == facts[-1]
@@ -307,6 +307,8 @@ def test_averaged_weights_are_the_mean_and_load_like_an_export(tmp_path: Path) -
     odd = export_weights(fewer, tmp_path / "odd", "dpde-tiny")[0]
     with pytest.raises(WeightsError, match="keys differ"):
         average_weights([odd, paths[1]], tmp_path, "dpde-tiny")
+    with pytest.raises(WeightsError, match="does not name its model"):
+        average_weights([paths[0], odd], tmp_path)  # a bare state dict, no run facts
 
 
 def test_existing_runs_are_not_overwritten_and_finished_runs_do_nothing(tmp_path: Path) -> None:
