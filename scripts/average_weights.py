@@ -13,7 +13,10 @@ from typing import Annotated
 
 import typer
 
+from dpde_cli.cli.common import handle_errors
 
+
+@handle_errors
 def main(
     files: Annotated[list[Path], typer.Argument(help="Two or more weights files.")],
     out: Annotated[Path, typer.Option("-o", "--out", help="Folder to write into.")],
@@ -24,14 +27,9 @@ def main(
     half: Annotated[bool, typer.Option(help="Store float16.")] = False,
 ) -> None:
     """Average the floating-point tensors of the files uniformly."""
-    from dpde_cli.errors import DpdeError
     from dpde_cli.train import average_weights
 
-    try:
-        path, digest = average_weights(files, out, model, half=half)
-    except DpdeError as exc:
-        typer.echo(f"average_weights: {exc}", err=True)
-        raise typer.Exit(1) from None
+    path, digest = average_weights(files, out, model, half=half)
     typer.echo(f"{path}\tsha256:{digest}")
 
 
