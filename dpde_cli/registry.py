@@ -52,6 +52,11 @@ class WeightsSpec:
         metrics: measured metrics, name -> value, with the protocol in ``metrics_protocol``.
         metrics_protocol: how the metrics were measured.
         licence: licence of the weights.
+        canonical_focal: the focal length (pixels at ``input_size``) the depth output refers
+            to: the network predicts the depth a camera of that focal length would see, and a
+            photo's depth is that times f / canonical_focal, with f the photo's focal length
+            at the network's grid (``Predictor.camera_scale``). None: the output is taken as
+            metres whatever the camera.
     """
 
     file: str | None
@@ -65,6 +70,7 @@ class WeightsSpec:
     metrics: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
     metrics_protocol: str = ""
     licence: str = "Apache-2.0"
+    canonical_focal: float | None = None
 
     @property
     def path(self) -> Path | None:
@@ -176,6 +182,12 @@ def run_spec(
         except (UsageError, ValueError):
             raise WeightsError(f"{path}: records an unusable input size {size}") from None
         spec = dataclasses.replace(spec, input_size=size)
+    focal = facts.get("canonical_focal")  # a run without one predicts metres, whatever camera
+    if focal is not None and (
+        isinstance(focal, bool) or not isinstance(focal, (int, float)) or not 0 < focal < math.inf
+    ):
+        raise WeightsError(f"{path}: records an unusable canonical focal length {focal!r}")
+    spec = dataclasses.replace(spec, canonical_focal=None if focal is None else float(focal))
     far = facts.get("val_depth_max")
     if not isinstance(far, (int, float)) or not far > 0:
         from dpde_cli.metrics import default_protocol
@@ -189,7 +201,7 @@ def run_spec(
     return spec
 
 
-RUN_FACTS = ("model", "input_size", "dataset", "val_depth_max")
+RUN_FACTS = ("model", "input_size", "dataset", "val_depth_max", "canonical_focal")
 """What a weights file from `dpde train` says of the run that made it (see ``run_spec``)."""
 
 

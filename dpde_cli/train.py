@@ -136,6 +136,14 @@ class TrainConfig:
         export_half: convert the exported weights to float16 when training ends.
         clip_grad_norm: clip the gradient norm to this value (None: no clipping).
         sync_bn: SyncBatchNorm across processes (CUDA, multi-process only).
+        sources: a training mix (``dpde_cli.data.mix``): a list of ``Source.to_json()``
+            dicts, each a dataset with a sampling weight; None: ``dataset`` and
+            ``data_dir`` as one set.
+        epoch_size: samples drawn per epoch from a mix (None: as many as it has frames).
+        canonical_camera: train on depth as the NYUv2 Kinect (its focal length at the
+            input size) would see each frame, from the frame's intrinsics, so that the
+            weights' metric scale follows the camera at prediction time
+            (``WeightsSpec.canonical_focal``).
     """
 
     dataset: str = "nyuv2"
@@ -175,6 +183,9 @@ class TrainConfig:
     export_half: bool = False
     clip_grad_norm: float | None = None
     sync_bn: bool = False
+    sources: list[dict[str, Any]] | None = None
+    epoch_size: int | None = None
+    canonical_camera: bool = False
 
     def validate(self) -> None:
         """Raise UsageError for values that cannot work."""
@@ -201,7 +212,7 @@ class TrainConfig:
         for name, value in positive.items():
             if value < 1:
                 raise UsageError(f"{name} must be at least 1, got {value}")
-        for name in ("max_steps", "checkpoint_every", "synthetic_size"):
+        for name in ("max_steps", "checkpoint_every", "synthetic_size", "epoch_size"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise UsageError(f"{name} must be at least 1, got {value}")
@@ -221,6 +232,23 @@ class TrainConfig:
             check_input_size(self.input_size)
         if isinstance(self.data_dir, list) and not self.data_dir:
             raise UsageError("data_dir is an empty list; give at least one folder")
+        if self.sources is not None:
+            from dpde_cli.data.mix import source_from_json
+
+            if not self.sources:
+                raise UsageError("sources is an empty list; give at least one source")
+            for source in self.sources:
+                source_from_json(source)  # a bad weight or key is a UsageError here
+        elif self.epoch_size is not None:
+            raise UsageError("epoch_size sets the draws of a training mix; give sources")
+
+    def canonical_focal(self, input_size: tuple[int, int]) -> float | None:
+        """The focal length (pixels at ``input_size``) depth targets refer to, or None."""
+        if not self.canonical_camera:
+            return None
+        from dpde_cli.geometry import Intrinsics
+
+        return Intrinsics.nyu_kinect().scaled(input_size[1], input_size[0]).fx
 
     def data_dirs(self) -> list[str | None]:
         """The data folders as a list (one, several, or [None] for synthetic)."""
@@ -759,6 +787,9 @@ class _Trainer:
             "last": None,
             "stages": {},
         }
+        focal = config.canonical_focal(self.input_size)
+        if focal is not None:
+            self.weights_index["canonical_focal"] = focal
         self._build_data(train_set, val_set)
 
         _seed_everything(config.seed)
@@ -784,27 +815,33 @@ class _Trainer:
         from dpde_cli.data.transforms import EvalTransform, TrainTransform
 
         config = self.config
-        if train_set is None:
-            train_set, val_set = build_datasets(config, self.input_size)
-        train_indices, val_indices = list(range(len(train_set))), []
-        if val_set is None:
-            train_indices, val_indices = holdout_split(len(train_set), config.val_fraction)
-        augment = (
-            TrainTransform(self.input_size, appearance=config.appearance)
-            if config.augment
-            else EvalTransform(self.input_size)
-        )
-        evaluate = EvalTransform(self.input_size)
-        self.train_view = TrainingView(train_set, train_indices, augment, config.seed)
-        if val_set is not None:
-            self.val_view = TrainingView(val_set, range(len(val_set)), evaluate, config.seed)
-        elif val_indices:
-            self.val_view = TrainingView(train_set, val_indices, evaluate, config.seed)
+        focal = config.canonical_focal(self.input_size)
+        if config.sources is not None and train_set is None:
+            self._build_mix(focal)
         else:
-            self.val_view = None
-        self.sampler = EpochSampler(
-            self.train_view, self.info.world_size, self.info.rank, config.seed, shuffle=True
-        )
+            if train_set is None:
+                train_set, val_set = build_datasets(config, self.input_size)
+            train_indices, val_indices = list(range(len(train_set))), []
+            if val_set is None:
+                train_indices, val_indices = holdout_split(len(train_set), config.val_fraction)
+            augment = (
+                TrainTransform(
+                    self.input_size, appearance=config.appearance, canonical_focal=focal
+                )
+                if config.augment
+                else EvalTransform(self.input_size, canonical_focal=focal)
+            )
+            evaluate = EvalTransform(self.input_size, canonical_focal=focal)
+            self.train_view = TrainingView(train_set, train_indices, augment, config.seed)
+            if val_set is not None:
+                self.val_view = TrainingView(val_set, range(len(val_set)), evaluate, config.seed)
+            elif val_indices:
+                self.val_view = TrainingView(train_set, val_indices, evaluate, config.seed)
+            else:
+                self.val_view = None
+            self.sampler = EpochSampler(
+                self.train_view, self.info.world_size, self.info.rank, config.seed, shuffle=True
+            )
         self.steps_per_epoch = self.sampler.num_samples // config.batch_size
         if self.steps_per_epoch < 1:
             raise UsageError(
@@ -838,6 +875,30 @@ class _Trainer:
                 generator=torch.Generator().manual_seed(config.seed),
                 **common,
             )
+
+    def _build_mix(self, canonical_focal: float | None) -> None:
+        """The views and the weighted sampler of a training mix (``config.sources``)."""
+        from dpde_cli.data.mix import WeightedEpochSampler, build_mix, source_from_json
+
+        config = self.config
+        mix = build_mix(
+            [source_from_json(s) for s in config.sources or []],
+            self.input_size,
+            config.seed,
+            val_fraction=config.val_fraction,
+            augment=config.augment,
+            appearance=config.appearance,
+            canonical_focal=canonical_focal,
+            train_splits=TRAIN_SPLITS,
+        )
+        self.train_view, self.val_view = mix.train, mix.val
+        self.sampler = WeightedEpochSampler(
+            mix.train.weights,
+            config.epoch_size or len(mix.train),
+            self.info.world_size,
+            self.info.rank,
+            config.seed,
+        )
 
     # ------------------------------------------------------------------ run
 
