@@ -164,15 +164,15 @@ def test_torchrun_two_processes_through_the_cli(tmp_path: Path) -> None:
 def _interrupt_at(monkeypatch: pytest.MonkeyPatch, step: int, via_worker: bool = False) -> None:
     """Make the optimiser step number ``step`` meet Ctrl-C (or, with ``via_worker``, the
     RuntimeError torch raises when a loader worker died of that Ctrl-C)."""
-    from dpde_cli import train as training
+    from dpde_cli.training import loop
 
     calls = {"n": 0}
-    original = training._Trainer._train_step
+    original = loop.train_step
 
     def worker_died() -> None:
         raise RuntimeError("DataLoader worker (pid 1) exited unexpectedly with exit code 1")
 
-    def step_or_interrupt(self, *args, **kwargs):
+    def step_or_interrupt(*args, **kwargs):
         calls["n"] += 1
         if calls["n"] == step:
             try:
@@ -181,9 +181,9 @@ def _interrupt_at(monkeypatch: pytest.MonkeyPatch, step: int, via_worker: bool =
                 if via_worker:
                     worker_died()
                 raise
-        return original(self, *args, **kwargs)
+        return original(*args, **kwargs)
 
-    monkeypatch.setattr(training._Trainer, "_train_step", step_or_interrupt)
+    monkeypatch.setattr(loop, "train_step", step_or_interrupt)
 
 
 @pytest.mark.parametrize("via_worker", [False, True])
@@ -300,8 +300,8 @@ def test_workers_default_to_the_usable_cpus(
 ) -> None:
     import os
 
-    from dpde_cli import train as training
     from dpde_cli.errors import DpdeError
+    from dpde_cli.training import trainer
 
     seen = {}
 
@@ -310,7 +310,7 @@ def test_workers_default_to_the_usable_cpus(
         raise DpdeError("stop here")
 
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0}, raising=False)
-    monkeypatch.setattr(training, "train", fake_train)
+    monkeypatch.setattr(trainer, "train", fake_train)
     args = [a for a in base_args(folder, tmp_path / "run") if a not in ("--workers", "0")]
     result = run(*args)
     assert result.exit_code == 1 and seen["workers"] == 1
