@@ -72,7 +72,14 @@ def _load_failure(exc: Exception) -> str:
     return f"only tensors are loaded: {cause}"
 
 
-# --------------------------------------------------------------------------- RNG states
+# --------------------------------------------------------------------------- RNGs
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch (all devices)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
 
 
 def rng_state(device: torch.device) -> dict[str, Any]:

@@ -14,9 +14,10 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,9 +26,9 @@ from torch import nn
 
 from dpde_cli.distributed import DistInfo, all_reduce_max, all_reduce_sum
 from dpde_cli.errors import DpdeError
-from dpde_cli.training.checkpoint import Progress, RankState
+from dpde_cli.training.checkpoint import Progress, RankState, seed_everything
 from dpde_cli.training.config import TrainConfig, lr_factor
-from dpde_cli.training.data import TrainingData
+from dpde_cli.training.data import TrainingData, seed_of
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,19 @@ class Runtime:
         all_reduce_sum(stacked, self.info)
         return [float(v) for v in stacked / self.info.world_size]
 
+    @contextlib.contextmanager
+    def deterministic(self, enabled: bool) -> Iterator[None]:
+        """torch.use_deterministic_algorithms for the block on the CPU (when ``enabled``),
+        restoring the previous setting."""
+        before = torch.are_deterministic_algorithms_enabled()
+        before_warn = torch.is_deterministic_algorithms_warn_only_enabled()
+        if enabled and self.device.type == "cpu":
+            torch.use_deterministic_algorithms(True, warn_only=True)
+        try:
+            yield
+        finally:
+            torch.use_deterministic_algorithms(before, warn_only=before_warn)
+
     def rate(self, steps: int, seconds: float, batch_size: int) -> float | None:
         """Training images per second over all ranks; None when no step was timed (a
         stage that a resume found already at its end)."""
@@ -71,6 +85,30 @@ class Runtime:
 
 
 # --------------------------------------------------------------------------- a stage
+
+
+def training_model(config: TrainConfig, runtime: Runtime) -> nn.Module:
+    """The registered model, initialised as the config says, on the device; the global
+    RNGs seeded for the model's init, then for this rank's training."""
+    from dpde_cli.registry import create_model
+
+    seed_everything(config.seed)
+    if config.init_weights:
+        model = create_model(config.model, weights=config.init_weights)
+    else:
+        model = create_model(config.model, weights=None, pretrained=config.pretrained)
+    cuda = runtime.device.type == "cuda"
+    if config.sync_bn and runtime.info.enabled and cuda:
+        spec = model.spec
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        model.spec = spec
+    model.to(runtime.device)
+    if cuda:
+        torch.backends.cudnn.benchmark = True
+    if runtime.channels_last:
+        model.to(memory_format=torch.channels_last)
+    seed_everything(seed_of(config.seed, runtime.info.rank, 1))
+    return model
 
 
 class _DepthNet(nn.Module):
@@ -332,6 +370,24 @@ def train_one_epoch(
         if progress.step >= total:
             break
     return EpochStats(sums, steps, time.perf_counter() - start)
+
+
+def selection(stage: str, record: dict[str, Any]) -> tuple[str, float]:
+    """The metric that picks the best weights from an epoch record: val RMS (stage 1), val
+    gradient loss (stage 2), the training loss without validation; lower is better."""
+    key = "val_rms" if stage == "global" else "val_grad_loss"
+    if key in record and math.isfinite(record[key]):
+        return key, float(record[key])
+    return "train_loss", float(record["train_loss"])
+
+
+def better(value: float, best: float | None) -> bool:
+    """Whether ``value`` beats ``best`` (lower is better; NaN never wins over a number)."""
+    if best is None:
+        return True
+    if not math.isfinite(value):
+        return False
+    return not math.isfinite(best) or value < best
 
 
 # --------------------------------------------------------------------------- validation

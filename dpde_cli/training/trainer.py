@@ -23,17 +23,12 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import math
-import random
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import Dataset
@@ -47,6 +42,7 @@ from dpde_cli.training.checkpoint import (
     RankState,
     TrainState,
     rng_state,
+    seed_everything,
     set_rng_state,
 )
 from dpde_cli.training.config import RESUME_OVERRIDES, STAGES, TrainConfig
@@ -56,8 +52,11 @@ from dpde_cli.training.loop import (
     EpochSums,
     Runtime,
     Stage,
+    better,
+    selection,
     start_stage,
     train_one_epoch,
+    training_model,
     validate,
 )
 from dpde_cli.training.run_folder import RunFolder, WeightsEntry, WeightsIndex
@@ -244,7 +243,7 @@ class _Trainer:
             if train_set is None:
                 train_set, val_set = training_sets(config, input_size)
             self.data = training_data(config, input_size, info, train_set, val_set, cuda)
-            self.model = _create_model(config, self.runtime)
+            self.model = training_model(config, self.runtime)
         except BaseException:
             self.close()
             raise
@@ -265,7 +264,7 @@ class _Trainer:
         if saved is not None:
             self._restore_model(saved)
         self._open_folder(saved)
-        with _deterministic(self.config.deterministic and self.runtime.device.type == "cpu"):
+        with self.runtime.deterministic(self.config.deterministic):
             for name in self.config.stages():
                 if saved is not None and STAGES.index(name) < STAGES.index(saved.progress.stage):
                     continue
@@ -353,8 +352,8 @@ class _Trainer:
             progress.batch = 0
             sums = EpochSums.zeros(self.runtime.device)
         progress.done = progress.step >= total or progress.epoch >= self.config.epochs
-        metric, value = _selection(stage.name, record)
-        improved = _better(value, progress.best.value if progress.best else None)
+        metric, value = selection(stage.name, record)
+        improved = better(value, progress.best.value if progress.best else None)
         if improved:
             progress.best = Best(metric, value, record["epoch"], progress.step)
         record["best"] = improved
@@ -432,7 +431,7 @@ class _Trainer:
             return
         facts = run_facts(self.config.to_json(), self.index.to_json())
         file, digest = self.folder.export(self.model.state_dict(), self.config.model, facts)
-        metric, value = _selection(stage, record)
+        metric, value = selection(stage, record)
         entry = WeightsEntry(file, digest, stage, record["epoch"], step, metric, value)
         self.index.record(entry, improved)
         self.folder.write_index(self.index)
@@ -529,7 +528,7 @@ class _Trainer:
                 f"resuming on {info.world_size} process(es) a run saved with "
                 f"{saved.world_size}: the continuation is not bit-exact"
             )
-            _seed_everything(seed_of(self.config.seed, info.rank, 2))
+            seed_everything(seed_of(self.config.seed, info.rank, 2))
             return None
         rank = saved.ranks[info.rank]
         try:
@@ -544,69 +543,7 @@ class _Trainer:
 # --------------------------------------------------------------------------- helpers
 
 
-def _create_model(config: TrainConfig, runtime: Runtime) -> nn.Module:
-    """The registered model, initialised as the config says, on the device; the global
-    RNGs seeded for the model's init, then for this rank's training."""
-    from dpde_cli.registry import create_model
-
-    _seed_everything(config.seed)
-    if config.init_weights:
-        model = create_model(config.model, weights=config.init_weights)
-    else:
-        model = create_model(config.model, weights=None, pretrained=config.pretrained)
-    cuda = runtime.device.type == "cuda"
-    if config.sync_bn and runtime.info.enabled and cuda:
-        spec = model.spec
-        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-        model.spec = spec
-    model.to(runtime.device)
-    if cuda:
-        torch.backends.cudnn.benchmark = True
-    if runtime.channels_last:
-        model.to(memory_format=torch.channels_last)
-    _seed_everything(seed_of(config.seed, runtime.info.rank, 1))
-    return model
-
-
 def _load_into(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
     """Load a state dict, each tensor in the model's own dtype (float16 exports too)."""
     own = model.state_dict()
     model.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()})
-
-
-def _selection(stage: str, record: dict[str, Any]) -> tuple[str, float]:
-    """The metric that picks the best weights: val RMS (stage 1), val gradient loss
-    (stage 2), the training loss without validation; lower is better."""
-    key = "val_rms" if stage == "global" else "val_grad_loss"
-    if key in record and math.isfinite(record[key]):
-        return key, float(record[key])
-    return "train_loss", float(record["train_loss"])
-
-
-def _better(value: float, best: float | None) -> bool:
-    """Whether ``value`` beats ``best`` (lower is better; NaN never wins over a number)."""
-    if best is None:
-        return True
-    if not math.isfinite(value):
-        return False
-    return not math.isfinite(best) or value < best
-
-
-def _seed_everything(seed: int) -> None:
-    """Seed python, numpy and torch (all devices)."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-@contextlib.contextmanager
-def _deterministic(enabled: bool) -> Iterator[None]:
-    """torch.use_deterministic_algorithms for the block, restoring the previous setting."""
-    before = torch.are_deterministic_algorithms_enabled()
-    before_warn = torch.is_deterministic_algorithms_warn_only_enabled()
-    if enabled:
-        torch.use_deterministic_algorithms(True, warn_only=True)
-    try:
-        yield
-    finally:
-        torch.use_deterministic_algorithms(before, warn_only=before_warn)
