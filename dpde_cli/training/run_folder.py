@@ -308,14 +308,17 @@ class RunFolder:
         Raises:
             UsageError: the folder holds a run (resume it), or other files.
         """
-        if self.checkpoint_path.exists():
-            raise UsageError(
-                f"{self.path} already holds a run; continue it with --resume "
-                f"{self.path} or choose another --out"
-            )
-        if not self.path.is_dir() or self.is_run():
-            return
-        others = sorted(p.name for p in self.path.iterdir() if not self._temporary(p))
+        try:
+            if self.checkpoint_path.exists():
+                raise UsageError(
+                    f"{self.path} already holds a run; continue it with --resume "
+                    f"{self.path} or choose another --out"
+                )
+            if not self.path.is_dir() or self.is_run():
+                return
+            others = sorted(p.name for p in self.path.iterdir() if not self._temporary(p))
+        except OSError as exc:
+            raise UsageError(f"--out {self.path}: cannot read ({exc.strerror})") from None
         if others:
             shown = ", ".join(others[:3]) + (", ..." if len(others) > 3 else "")
             raise UsageError(
