@@ -36,7 +36,7 @@ from pathlib import Path
 
 import torch
 
-from dpde_cli.data import build_dataset, build_datasets
+from dpde_cli.data import build_datasets
 from dpde_cli.device import resolve_device
 from dpde_cli.evaluate import stack_samples
 from dpde_cli.fusion import FusionConfig

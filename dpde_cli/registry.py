@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import fnmatch
 import hashlib
-import json
 import math
 import os
 from collections.abc import Callable, Mapping
@@ -31,10 +30,6 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 WEIGHTS_DIR = Path(
     os.environ.get("DPDE_WEIGHTS_DIR", Path(__file__).resolve().parents[1] / "weights")
 )
-WEIGHTS_INDEX = "weights.json"
-"""The index `dpde train` writes in its run folder: model, input size, best and last files."""
-RUN_CONFIG = "config.json"
-"""The settings `dpde train` writes in its run folder (model and input size among them)."""
 
 
 @dataclass(frozen=True)
@@ -170,9 +165,11 @@ def run_spec(
 
     The run's facts ("model", "input_size", "dataset", "val_depth_max") are those the file
     carries (``facts``, from ``read_weights``), else, for a file in a run's ``weights/`` or
-    ``checkpoints/`` folder, the run's ``config.json`` and ``weights.json``. Without them,
-    or from a run of another model, ``spec`` itself."""
-    facts = facts or _run_folder_facts(path)
+    ``checkpoints/`` folder, the run folder's (``training.run_folder.facts_beside``).
+    Without them, or from a run of another model, ``spec`` itself."""
+    from dpde_cli.training.run_folder import facts_beside
+
+    facts = facts or facts_beside(path)
     if facts.get("model") != name:
         return spec
     size = facts.get("input_size")
@@ -213,24 +210,6 @@ def run_facts(*sources: object) -> dict[str, Any]:
         if isinstance(source, dict):
             found.update(source)
     return {key: found[key] for key in RUN_FACTS if key in found}
-
-
-def _run_folder_facts(path: Path) -> dict[str, Any]:
-    """The run facts of a file in a run's ``weights/`` or ``checkpoints/`` folder, read from
-    the run's ``config.json`` and ``weights.json`` ({} elsewhere)."""
-    if path.parent.name not in ("weights", "checkpoints"):
-        return {}
-    run = path.parent.parent
-    return run_facts(_json_dict(run / RUN_CONFIG), _json_dict(run / WEIGHTS_INDEX))
-
-
-def _json_dict(path: Path) -> dict[str, Any]:
-    """A JSON object from a file, or {} where there is none (missing, unreadable, a list)."""
-    try:
-        value = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return value if isinstance(value, dict) else {}
 
 
 def check_input_size(size: tuple[int, int] | list[int]) -> tuple[int, int]:
@@ -292,17 +271,10 @@ def read_weights(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     `dpde train` exports {"model": state dict, "run": facts}; its checkpoints hold the run's
     "config" and "weights_index", where the same facts are found.
     """
-    import torch
+    from dpde_cli.training.checkpoint import load_untrusted
 
     _check_is_file(path)
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # pickle errors, truncated zip, refused globals
-        reason = f"{type(exc).__name__}: {exc}".splitlines()[0]  # "101" alone says nothing
-        if "weights_only" in str(exc):  # torch's advice to load unsafely is not ours to give
-            cause = str(exc).rsplit("WeightsUnpickler error:", 1)[-1].strip().splitlines()[0]
-            reason = f"only tensors are loaded: {cause}"
-        raise WeightsError(f"{path}: not a PyTorch weights file ({reason})") from exc
+    state = load_untrusted(path, "PyTorch weights file")
     facts: dict[str, Any] = {}
     if isinstance(state, dict) and isinstance(state.get("model"), dict):
         # an export's "run", else a training checkpoint's "config" and "weights_index"

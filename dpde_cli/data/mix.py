@@ -115,12 +115,13 @@ def read_mix(path: str | Path) -> list[Source]:
     sources = []
     for number, entry in enumerate(entries, 1):
         if not isinstance(entry, dict) or not isinstance(entry.get("dataset"), str):
-            raise InputError(path, f"source {number}: an object with a \"dataset\" name")
+            raise InputError(path, f'source {number}: an object with a "dataset" name')
         unknown = sorted(set(entry) - set(MIX_KEYS))
         if unknown:
             raise InputError(
-                path, f"source {number}: unknown key(s) {', '.join(unknown)}; keys: "
-                f"{', '.join(MIX_KEYS)}"
+                path,
+                f"source {number}: unknown key(s) {', '.join(unknown)}; keys: "
+                f"{', '.join(MIX_KEYS)}",
             )
         data_dir = entry.get("data_dir")
         if data_dir is not None:  # relative folders are relative to the mix file
@@ -217,7 +218,7 @@ class WeightedEpochSampler(Sampler):
     num_samples`` draws and takes every ``world_size``-th from its rank on, so the shares
     are disjoint and a resume redraws the same epoch. Yields ``(epoch, index, draw)`` keys
     (``MixedView``); ``set_position`` skips the first draws of this rank's share. The same
-    interface as ``dpde_cli.train.EpochSampler``.
+    interface as ``dpde_cli.training.data.EpochSampler``.
 
     Args:
         weights: per item, its probability (``MixedView.weights``).
@@ -315,7 +316,8 @@ def build_mix(
         InputError: a source whose files cannot be read.
     """
     from dpde_cli.data.transforms import EvalTransform, TrainTransform
-    from dpde_cli.train import TRAIN_SPLITS, holdout_split
+    from dpde_cli.training.config import TRAIN_SPLITS
+    from dpde_cli.training.data import holdout_split
 
     if not sources:
         raise UsageError("a training mix needs at least one source")

@@ -23,11 +23,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from dpde_cli.training.config import APPEARANCES
+
 Sample = dict
 """A dpde sample dict: image (3, H, W), depth (1, H, W), valid (1, H, W), intrinsics, name."""
-
-APPEARANCES = ("standard", "strong")
-"""Photometric augmentation levels of TrainTransform (see ``randomise_appearance``)."""
 
 
 def sample_generator(seed: int, epoch: int, index: int, *more: int) -> torch.Generator:

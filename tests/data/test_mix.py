@@ -166,7 +166,7 @@ def test_cover_size_keeps_the_aspect_ratio():
 
 def test_training_on_a_mix_runs_and_records_the_camera(tmp_path):
     from dpde_cli.registry import create_model
-    from dpde_cli.train import TrainConfig, train
+    from dpde_cli.training import TrainConfig, train
 
     a = _write_folder(tmp_path / "a", 6, focal=50.0)
     b = _write_folder(tmp_path / "b", 4, focal=70.0)
@@ -192,3 +192,34 @@ def test_training_on_a_mix_runs_and_records_the_camera(tmp_path):
     model = create_model("dpde-tiny", weights=tmp_path / "run" / index["last"]["file"])
     assert model.spec.canonical_focal == pytest.approx(518.8579 * 64 / 640)
     assert result.epochs and result.epochs[-1]["step"] == 2  # 8 draws / batch 4
+
+
+def test_cli_data_dir_weights_and_mix_file_make_sources(tmp_path):
+    from typer.testing import CliRunner
+
+    from dpde_cli.cli.app import app
+
+    a = _write_folder(tmp_path / "a", 6)
+    b = _write_folder(tmp_path / "b", 4)
+    common = ["--model", "dpde-tiny", "--input-size", "48", "64", "--stage", "global"]
+    common += ["--epochs", "1", "--batch-size", "4", "--no-pretrained", "--workers", "0", "-q"]
+    common += ["--lambda-fsim", "0", "--epoch-size", "8", "--canonical-camera"]
+    result = CliRunner().invoke(
+        app,
+        ["train", "--dataset", "folder", "--data-dir", f"{a}:3", "--data-dir", str(b),
+         "--out", str(tmp_path / "run1"), *common],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    config = json.loads((tmp_path / "run1" / "config.json").read_text())
+    assert [s["weight"] for s in config["sources"]] == [3.0, 1.0]
+    assert config["canonical_camera"] is True and config["epoch_size"] == 8
+    mix = tmp_path / "mix.json"
+    mix.write_text(json.dumps({"sources": [{"dataset": "folder", "data_dir": "a"}]}))
+    result = CliRunner().invoke(
+        app, ["train", "--mix", str(mix), "--out", str(tmp_path / "run2"), *common]
+    )
+    assert result.exit_code == 0, result.output
+    both = CliRunner().invoke(
+        app, ["train", "--mix", str(mix), "--data-dir", str(a), "--out", str(tmp_path / "r3")]
+    )
+    assert both.exit_code == 2 and "--mix names every source" in both.output
