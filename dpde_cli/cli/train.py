@@ -80,6 +80,15 @@ EpochSizeOpt = Annotated[
     int | None,
     typer.Option("--epoch-size", min=1, help="Samples drawn per epoch from a mix."),
 ]
+ZoomOpt = Annotated[
+    tuple[float, float],
+    typer.Option(
+        "--zoom-range",
+        metavar="<low high>",
+        help="Range of the random zoom of the augmentation (>= 1); with "
+        "--canonical-camera a zoom is a longer lens.",
+    ),
+]
 CanonicalOpt = Annotated[
     bool,
     typer.Option(
@@ -207,6 +216,7 @@ def train(
     mix: MixOpt = None,
     epoch_size: EpochSizeOpt = DEFAULT["epoch_size"],
     canonical_camera: CanonicalOpt = DEFAULT["canonical_camera"],
+    zoom_range: ZoomOpt = DEFAULT["zoom_range"],
     model: ModelOption = DEFAULT["model"],
     stage: StageOpt = DEFAULT["stage"],
     epochs: EpochsOpt = DEFAULT["epochs"],

@@ -303,6 +303,7 @@ def build_mix(
     val_fraction: float = 0.05,
     augment: bool = True,
     appearance: str = "standard",
+    zoom_range: tuple[float, float] = (1.0, 1.5),
     canonical_focal: float | None = None,
     train_splits: dict[str, str] | None = None,
 ) -> Mix:
@@ -330,6 +331,7 @@ def build_mix(
         if augment:
             transform = TrainTransform(
                 input_size,
+                scale_range=zoom_range,
                 appearance=source.appearance or appearance,
                 canonical_focal=canonical_focal,
             )

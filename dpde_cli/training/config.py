@@ -104,6 +104,9 @@ class TrainConfig:
             dicts, each a dataset with a sampling weight; None: ``dataset`` and
             ``data_dir`` as one set.
         epoch_size: samples drawn per epoch from a mix (None: as many as it has frames).
+        zoom_range: (low, high) of the random zoom s of the augmentation (>= 1: the image
+            is enlarged s times, then cropped; with ``canonical_camera`` a zoom is exactly
+            a lens s times longer, so a wide range teaches narrow fields of view).
         canonical_camera: train on depth as the NYUv2 Kinect (its focal length at the
             input size) would see each frame, from the frame's intrinsics, so that the
             weights' metric scale follows the camera at prediction time
@@ -131,6 +134,7 @@ class TrainConfig:
     input_size: tuple[int, int] | None = None
     augment: bool = True
     appearance: str = "standard"
+    zoom_range: tuple[float, float] = (1.0, 1.5)
     val_fraction: float = 0.05
     val_split: str | None = None
     workers: int = field(default_factory=_default_workers)
@@ -189,6 +193,9 @@ class TrainConfig:
             raise UsageError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
         if self.workers < 0:
             raise UsageError(f"workers must be >= 0, got {self.workers}")
+        low, high = (float(v) for v in self.zoom_range)
+        if not 1.0 <= low <= high < math.inf:
+            raise UsageError(f"zoom_range must be 1 <= low <= high, got {self.zoom_range}")
         if self.input_size is not None:
             from dpde_cli.registry import check_input_size
 
@@ -243,6 +250,8 @@ class TrainConfig:
         values = dict(data)
         if values.get("input_size") is not None:
             values["input_size"] = tuple(int(v) for v in values["input_size"])
+        if "zoom_range" in values:
+            values["zoom_range"] = tuple(float(v) for v in values["zoom_range"])
         return cls(**values)
 
 

@@ -126,7 +126,13 @@ def transforms(config: TrainConfig, input_size: tuple[int, int]) -> tuple[Any, A
     evaluate = EvalTransform(input_size, canonical_focal=focal)
     if not config.augment:
         return evaluate, evaluate
-    return TrainTransform(input_size, appearance=config.appearance, canonical_focal=focal), evaluate
+    augment = TrainTransform(
+        input_size,
+        scale_range=tuple(config.zoom_range),
+        appearance=config.appearance,
+        canonical_focal=focal,
+    )
+    return augment, evaluate
 
 
 # --------------------------------------------------------------------------- sampling
@@ -273,6 +279,7 @@ def _mix_views(config: TrainConfig, input_size: tuple[int, int], info: DistInfo)
         val_fraction=config.val_fraction,
         augment=config.augment,
         appearance=config.appearance,
+        zoom_range=tuple(config.zoom_range),
         canonical_focal=config.canonical_focal(input_size),
     )
     size = config.epoch_size or len(mix.train)

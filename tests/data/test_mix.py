@@ -204,6 +204,7 @@ def test_cli_data_dir_weights_and_mix_file_make_sources(tmp_path):
     common = ["--model", "dpde-tiny", "--input-size", "48", "64", "--stage", "global"]
     common += ["--epochs", "1", "--batch-size", "4", "--no-pretrained", "--workers", "0", "-q"]
     common += ["--lambda-fsim", "0", "--epoch-size", "8", "--canonical-camera"]
+    common += ["--zoom-range", "1", "2.5"]
     result = CliRunner().invoke(
         app,
         ["train", "--dataset", "folder", "--data-dir", f"{a}:3", "--data-dir", str(b),
@@ -213,6 +214,7 @@ def test_cli_data_dir_weights_and_mix_file_make_sources(tmp_path):
     config = json.loads((tmp_path / "run1" / "config.json").read_text())
     assert [s["weight"] for s in config["sources"]] == [3.0, 1.0]
     assert config["canonical_camera"] is True and config["epoch_size"] == 8
+    assert config["zoom_range"] == [1.0, 2.5]
     mix = tmp_path / "mix.json"
     mix.write_text(json.dumps({"sources": [{"dataset": "folder", "data_dir": "a"}]}))
     result = CliRunner().invoke(
