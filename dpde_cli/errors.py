@@ -24,3 +24,19 @@ class UsageError(DpdeError):
 
 class WeightsError(DpdeError):
     """Missing, corrupt or mismatched model weights."""
+
+
+class OutputError(DpdeError, OSError):
+    """An output that could not be written: "cannot write PATH (reason)".
+
+    Also an OSError carrying the errno, so that code handling OS failures still catches it;
+    ``dpde_cli.outputs.writing`` is the one place that raises it.
+    """
+
+    def __init__(self, path: str | Path, reason: str, errno: int | None = None) -> None:
+        OSError.__init__(self, errno, reason, str(path))
+        self.path = str(path)
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return f"cannot write {self.path} ({self.reason})"

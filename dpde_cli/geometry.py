@@ -100,6 +100,18 @@ def rescale_pinhole(
 _ASPECT_TOLERANCE = 0.01  # relative difference of aspect ratios still taken as "the same"
 
 
+def same_aspect(size: tuple[float, float], other: tuple[float, float]) -> bool:
+    """Whether two image sizes, both (H, W) or both (W, H), have one aspect ratio within
+    1%: the same view at another resolution (a photo and its depth map, a network size).
+
+    Example:
+        >>> same_aspect((480, 640), (240, 320)), same_aspect((480, 640), (480, 480))
+        (True, False)
+    """
+    ratio = (size[1] / size[0]) / (other[1] / other[0])
+    return abs(ratio - 1.0) <= _ASPECT_TOLERANCE
+
+
 @dataclass(frozen=True)
 class Intrinsics:
     """A pinhole camera without skew or distortion, for an image of a given size.
@@ -189,8 +201,7 @@ class Intrinsics:
 
     def same_aspect(self, width: int, height: int) -> bool:
         """Whether an image of (width, height) has this image's aspect ratio (within 1%)."""
-        ratio = (width / height) / (self.width / self.height)
-        return abs(ratio - 1.0) <= _ASPECT_TOLERANCE
+        return same_aspect((height, width), (self.height, self.width))
 
     def fov_degrees(self) -> tuple[float, float]:
         """(horizontal, vertical) field of view in degrees, edge to edge."""

@@ -12,12 +12,8 @@ Depth formats, chosen by extension or by name:
 from __future__ import annotations
 
 import contextlib
-import errno
 import functools
 import io
-import os
-import stat
-import tempfile
 import threading
 import warnings
 from collections.abc import Iterator
@@ -27,11 +23,19 @@ import numpy as np
 
 from dpde_cli.errors import InputError, UsageError
 from dpde_cli.formats import HEIF_EXTENSIONS, depth_format
+from dpde_cli.outputs import (  # noqa: F401  (re-exported: the writers of outputs.py)
+    STREAMS,
+    atomic_path,
+    file_in_the_way,
+    real_target,
+    refuse_unwritable,
+    shown_name,
+    why_unwritable,
+    written_in_place,
+)
 
 MAX_PNG16_METRES = 65.535
 """The farthest depth a 16-bit PNG in millimetres holds."""
-_UMASK = os.umask(0o022)
-os.umask(_UMASK)
 
 
 # ------------------------------------------------------------------------------ images
@@ -139,6 +143,9 @@ def _to_rgb8(image) -> np.ndarray:
 
     if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         array = np.asarray(image, dtype=np.float64)
+        finite = np.isfinite(array)
+        if not finite.all():  # NaN or infinity in a float TIFF: black, as no data
+            array = np.where(finite, array, 0.0)
         top = 65535.0 if image.mode.startswith("I;16") or array.max() > 255 else 255.0
         if image.mode == "F" and np.nanmax(array, initial=0.0) <= 1.0:
             top = 1.0  # a float image in [0, 1], as HDR and scientific tools write them
@@ -284,131 +291,6 @@ def _pfm_bytes(depth: np.ndarray) -> bytes:
     return header + np.flipud(depth).astype("<f4").tobytes()
 
 
-@contextlib.contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it over ``path`` only on success.
-
-    A failure (or Ctrl-C) leaves no partial file under the final name. An OSError about the
-    temporary file is raised as one about ``path``: the temporary name means nothing to a
-    user. A symbolic link is followed (its target is replaced, the link stays), and a
-    device, FIFO or socket (``--json /dev/null``) is yielded itself, to be written into.
-    """
-    shown = Path(path)
-    if written_in_place(shown):
-        yield shown  # renaming over /dev/null or a FIFO would put a plain file in its place
-        return
-    path = real_target(shown)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(
-        prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent
-    )
-    os.close(fd)
-    tmp_path = Path(tmp)
-    os.chmod(tmp_path, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the usual permissions
-    try:
-        yield tmp_path
-        os.replace(tmp_path, path)
-    except OSError as exc:
-        if exc.filename is not None and os.fspath(exc.filename) == str(tmp_path):
-            # OSError(errno, ...) is the errno's own subclass (IsADirectoryError, ...)
-            raise OSError(exc.errno, exc.strerror, str(shown)) from exc
-        raise
-    finally:
-        tmp_path.unlink(missing_ok=True)
-
-
-def real_target(path: str | Path) -> Path:
-    """``path`` with its symbolic links followed: writing there keeps a link a link.
-
-    Raises:
-        OSError: a loop of links.
-    """
-    path = Path(path)
-    if not path.is_symlink():
-        return path
-    loop = OSError(errno.ELOOP, os.strerror(errno.ELOOP), str(path))
-    try:
-        target = path.resolve()
-    except RuntimeError:  # Python < 3.13 reports a loop of links this way
-        raise loop from None
-    if target.is_symlink():  # Python >= 3.13 hands the loop back unresolved
-        raise loop
-    return target
-
-
-STREAMS = ("/dev/stdout", "/dev/stderr")
-"""Names that mean the process's own streams, whatever file or pipe is behind them."""
-
-
-def written_in_place(path: str | Path) -> bool:
-    """Whether a writer must write into ``path`` rather than replace it: a device, FIFO or
-    socket (``/dev/null``, a named pipe), or a stream name (``/dev/stdout``,
-    ``/dev/fd/N``), which means the stream even where a regular file is behind it."""
-    name = str(Path(path).absolute())
-    if name in STREAMS or name.startswith("/dev/fd/"):
-        return True
-    try:
-        mode = os.stat(path).st_mode
-    except OSError:
-        return False
-    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
-
-
-def refuse_unwritable(label: str, path: str | Path, folder: bool = False) -> None:
-    """Refuse, before a long job starts, an output it could not write at its end.
-
-    Args:
-        label: how the user named it, for the message ("--json", "-o", "--out").
-        path: the output file, or with ``folder`` the folder its files go in.
-
-    Raises:
-        UsageError: "LABEL PATH: cannot write there (reason)", or a folder where a file
-            should be.
-    """
-    path = Path(path)
-    if not folder and path.is_dir():
-        raise UsageError(f"{label} {path}: is a folder; give a file name")
-    if not folder and written_in_place(path):  # /dev/null, a FIFO: written into
-        if not os.access(path, os.W_OK):
-            raise UsageError(f"{label} {path}: cannot write there (permission denied)")
-        return
-    try:
-        reason = why_unwritable(path if folder else real_target(path).parent)
-    except OSError as exc:  # a loop of links
-        reason = exc.strerror
-    if reason:
-        raise UsageError(f"{label} {path}: cannot write there ({reason})")
-
-
-def why_unwritable(folder: str | Path) -> str | None:
-    """Why files could not be written in ``folder``, or None when they could, so that a
-    long job learns before it starts that it could not write its results. It makes, then
-    removes, a file in the folder or, where the folder does not exist yet, in its nearest
-    existing parent (creating nothing that stays).
-
-    Returns:
-        None, or the reason: "X is a file, not a folder" where a file stands in the path,
-        else the OS's words ("Permission denied", "Read-only file system").
-    """
-    folder = Path(folder)
-    blocker = file_in_the_way(folder)
-    if blocker is not None:
-        return f"{blocker} is a file, not a folder"
-    existing = next((p for p in (folder, *folder.parents) if p.is_dir()), Path("."))
-    try:
-        with tempfile.TemporaryFile(dir=existing):
-            pass
-    except OSError as exc:
-        return exc.strerror or str(exc)
-    return None
-
-
-def file_in_the_way(folder: str | Path) -> Path | None:
-    """The file that stands where ``folder`` or one of its parents should be, if any."""
-    folder = Path(folder)
-    return next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), None)
-
-
 def write_text(path: str | Path, text: str) -> Path:
     """Write a UTF-8 text file (JSON, CSV) atomically; return its path."""
     with atomic_path(path) as tmp:
@@ -446,7 +328,7 @@ def write_depth(
         elif fmt == "pfm":
             tmp.write_bytes(_pfm_bytes(depth))
         elif fmt == "png16":
-            _save_pil(_to_png16(depth, path), tmp, "PNG")
+            _save_pil(_to_png16(depth, shown_name(path)), tmp, "PNG")
         elif fmt == "tiff":
             _save_pil(depth, tmp, "TIFF")
         else:

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from dpde_cli.errors import InputError, UsageError
-from dpde_cli.geometry import Intrinsics, backproject, depth_discontinuities
+from dpde_cli.geometry import Intrinsics, backproject, depth_discontinuities, same_aspect
 
 POINT_CLOUD_EXTENSIONS = (".ply", ".pcd", ".xyz", ".xyzn", ".xyzrgb", ".pts")
 """What ``write_point_cloud`` writes, by extension (Open3D's own formats).
@@ -149,7 +149,7 @@ def colors_for(image: np.ndarray, height: int, width: int) -> np.ndarray:
     h, w = image.shape[:2]
     if (h, w) == (height, width):
         return image
-    if abs((w / h) / (width / height) - 1.0) > 0.01:
+    if not same_aspect((h, w), (height, width)):
         raise ValueError(f"image {w}x{h} and depth {width}x{height} differ in aspect ratio")
     from PIL import Image
 
@@ -268,6 +268,144 @@ def depth_to_mesh(
     return Mesh(vertices, triangles, colors)
 
 
+# ------------------------------------------------------------------------------ photo to cloud
+
+
+@dataclass(frozen=True)
+class Camera:
+    """Where a photo's intrinsics come from, the first found (``resolve_intrinsics``):
+    ``fx``/``fy`` (pixels of the photo, with ``cx``/``cy``), an intrinsics ``file``, the
+    photo's EXIF (unless ``exif`` is False), ``fov`` (degrees across), else a guess."""
+
+    fx: float | None = None
+    fy: float | None = None
+    cx: float | None = None
+    cy: float | None = None
+    file: Path | None = None
+    fov: float | None = None
+    exif: bool = True
+
+    def check(self) -> None:
+        """Refuse, before any work, values that make no camera and an unreadable file.
+
+        Raises:
+            UsageError: naming the value or the file.
+        """
+        from dpde_cli.geometry import read_intrinsics_file
+
+        try:
+            if self.file is not None:
+                read_intrinsics_file(self.file)
+            self.resolve(640, 480, photo=None, file=False)
+        except (InputError, ValueError) as exc:
+            raise UsageError(str(exc)) from None
+
+    def resolve(
+        self, width: int, height: int, photo: str | Path | None, file: bool = True
+    ) -> tuple[Intrinsics, str]:
+        """(intrinsics, source) for a (width, height) photo (``resolve_intrinsics``)."""
+        from dpde_cli.geometry import resolve_intrinsics
+
+        return resolve_intrinsics(
+            width,
+            height,
+            **{k: getattr(self, k) for k in ("fx", "fy", "cx", "cy", "fov")},
+            file=self.file if file else None,
+            image=photo if self.exif else None,
+        )
+
+
+@dataclass
+class CloudResult:
+    """A cloud made by ``photo_to_cloud``, with what it was made from.
+
+    Attributes:
+        cloud: the points; mesh: the grid mesh, or None when none was asked for.
+        intrinsics: the camera for the depth map's grid; intrinsics_source: where it came
+            from (``resolve_intrinsics``: "exif-35mm", "default"...).
+        depth_source: "model", the depth file, or "array".
+        shape: (H, W) of the depth map.
+    """
+
+    cloud: PointCloud
+    mesh: Mesh | None
+    intrinsics: Intrinsics
+    intrinsics_source: str
+    depth_source: str
+    shape: tuple[int, int]
+
+
+def photo_to_cloud(
+    photo: str | Path | None = None,
+    depth: np.ndarray | str | Path | None = None,
+    *,
+    predictor=None,
+    image: np.ndarray | None = None,
+    depth_scale: float = 1000.0,
+    camera: Camera = Camera(),
+    config: CloudConfig = CloudConfig(),
+    mesh: bool = False,
+) -> CloudResult:
+    """A coloured point cloud (and mesh) of a photo, in metres, with its camera's intrinsics.
+
+    Args:
+        photo: the photo file (colours, EXIF focal length), or None for an uncoloured
+            cloud of ``depth`` alone.
+        depth: (H, W) metres; a depth file (integer .png/.tiff in ``depth_scale`` units per
+            metre, float .npy/.pfm/.tiff in metres); or None to run ``predictor``. Any size
+            of the photo's aspect ratio (the camera is rescaled to it).
+        predictor: a ``predict.Predictor``, when ``depth`` is None.
+        image: the photo decoded already ((h, w, 3) uint8); else read from ``photo``.
+        camera: where the intrinsics come from; config: filters, voxels, normals, frame.
+        mesh: also build the grid mesh (``depth_to_mesh``).
+
+    Raises:
+        InputError: an unreadable file, depth without a valid pixel, depth of another
+            aspect ratio than the photo, or nothing left to write.
+        UsageError: no depth and no predictor.
+
+    Example:
+        >>> result = photo_to_cloud("room.jpg", predictor=predictor, camera=Camera(fov=60))
+        >>> write_point_cloud("room.ply", result.cloud)
+    """
+    from dpde_cli.io import read_depth, read_image
+    from dpde_cli.io import valid_depth as some_valid_depth
+
+    if image is None and photo is not None:
+        image = read_image(photo)
+    if depth is None:
+        if predictor is None or image is None:
+            raise UsageError("photo_to_cloud needs a depth map, or a photo and a predictor")
+        depth, depth_source = predictor.predict([image])[0].depth, "model"
+    elif isinstance(depth, (str, Path)):
+        depth_source = str(depth)
+        depth = read_depth(depth, scale=depth_scale)
+        some_valid_depth(depth_source, depth)
+    else:
+        depth_source = "array"
+    height, width = depth.shape
+    size = image.shape[:2] if image is not None else (height, width)
+    if not same_aspect(size, (height, width)):
+        raise InputError(
+            depth_source,
+            f"a {width}x{height} depth map does not fit the {size[1]}x{size[0]} image "
+            f"{photo} (another aspect ratio)",
+        )
+    name = photo if photo is not None else depth_source
+    try:
+        found, source = camera.resolve(size[1], size[0], photo if image is not None else None)
+        intrinsics = found.scaled(width, height)
+        cloud = depth_to_cloud(depth, intrinsics, image, config)
+        surface = depth_to_mesh(depth, intrinsics, image, config) if mesh else None
+    except ValueError as exc:
+        raise InputError(name, str(exc)) from None
+    if len(cloud) == 0:
+        raise InputError(name, "no points left (no valid depth in the depth range)")
+    if surface is not None and len(surface.triangles) == 0:
+        raise InputError(name, "no triangles left for the mesh")
+    return CloudResult(cloud, surface, intrinsics, source, depth_source, (height, width))
+
+
 # ------------------------------------------------------------------------------ files
 
 
@@ -286,7 +424,7 @@ def write_point_cloud(path: str | Path, cloud: PointCloud, ascii: bool = False) 
 
     Raises:
         UsageError: an extension Open3D does not write point clouds in.
-        OSError: Open3D could not write the file.
+        OutputError: Open3D could not write the file (``outputs.writing``).
     """
     import open3d as o3d
 
@@ -297,13 +435,14 @@ def write_point_cloud(path: str | Path, cloud: PointCloud, ascii: bool = False) 
 
     with atomic_path(path) as tmp, _quiet_open3d():  # tmp keeps the extension
         if not o3d.io.write_point_cloud(str(tmp), pcd, write_ascii=ascii):
-            raise OSError(f"Open3D could not write {path}")
-        _check_size(tmp, path, len(cloud.points))
+            raise OSError("Open3D could not write the file")
+        _check_size(tmp, len(cloud.points))
     return path
 
 
-def _check_size(written: Path, path: Path, vertices: int) -> None:
-    """Raise an OSError for a file too short to hold its vertices.
+def _check_size(written: Path, vertices: int) -> None:
+    """Raise an OSError for a file too short to hold its vertices (``atomic_path`` names the
+    output in the message).
 
     Open3D reports success when its PLY writer fails part way (a full disk: "RPly: Error
     closing up"), which would leave a truncated file under the final name. Every format
@@ -317,7 +456,7 @@ def _check_size(written: Path, path: Path, vertices: int) -> None:
     least = vertices * 6
     size = written.stat().st_size
     if size < least:
-        raise OSError(f"{path}: only {size} bytes written for {vertices} points (disk full?)")
+        raise OSError(f"only {size} bytes written for {vertices} points (disk full?)")
 
 
 def write_mesh(path: str | Path, mesh: Mesh, ascii: bool = False, normals: bool = True) -> Path:
@@ -355,8 +494,8 @@ def write_mesh(path: str | Path, mesh: Mesh, ascii: bool = False, normals: bool 
             write_vertex_colors=mesh.colors is not None,
         )
         if not written:
-            raise OSError(f"Open3D could not write {path}")
-        _check_size(tmp, path, len(mesh.vertices))
+            raise OSError("Open3D could not write the file")
+        _check_size(tmp, len(mesh.vertices))
     return path
 
 

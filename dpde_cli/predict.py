@@ -10,17 +10,11 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-
-from dpde_cli.errors import DpdeError
-
-T = TypeVar("T")
 
 if TYPE_CHECKING:
     import torch
@@ -75,10 +69,12 @@ def inference_size(trained: tuple[int, int], image: tuple[int, int]) -> tuple[in
     The trained size when the aspect ratios match (within 1%); otherwise a size with the
     same pixel count and the image's aspect ratio, each side a multiple of 32.
     """
+    from dpde_cli.geometry import same_aspect
+
+    if same_aspect(image, trained):
+        return trained
     th, tw = trained
     ih, iw = image
-    if abs((iw / ih) / (tw / th) - 1.0) < 0.01:
-        return trained
     pixels = th * tw
     width = math.sqrt(pixels * iw / ih)
     height = pixels / width
@@ -302,54 +298,3 @@ def _fusion_stats(result: Any, index: int = 0) -> dict[str, Any]:
         "objective": float(result.objectives[index]),
         "converged": bool(result.converged),
     }
-
-
-def prefetch_images(
-    paths: Iterable[Path], workers: int = 2, lookahead: int = 8, max_pixels: int | None = None
-) -> Iterator[tuple[Path, np.ndarray | DpdeError]]:
-    """Decode images in background threads, yielding (path, image or the error) in order."""
-    from dpde_cli.io import read_image
-
-    def load(path: Path) -> np.ndarray | DpdeError:
-        try:
-            return read_image(path, max_pixels=max_pixels)
-        except DpdeError as exc:
-            return exc
-
-    paths = list(paths)
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        futures = [pool.submit(load, p) for p in paths[:lookahead]]
-        for index, path in enumerate(paths):
-            if index + lookahead < len(paths):
-                futures.append(pool.submit(load, paths[index + lookahead]))
-            yield path, futures[index].result()
-
-
-def batched_images(
-    keys: list[T], paths: list[Path], batch_size: int, max_pixels: int | None = None
-) -> Iterator[list[tuple[T, np.ndarray | DpdeError]]]:
-    """Decode images in the background and group consecutive ones of one size into batches.
-
-    Args:
-        keys: one caller's object per path, handed back beside its image.
-        paths: the image files.
-        batch_size: the most images in a batch.
-
-    Yields:
-        Lists of (key, image or the DpdeError that reading it raised); the images of a list
-        share one size, so ``Predictor.predict`` takes them together.
-    """
-    batch: list[tuple[T, np.ndarray | DpdeError]] = []
-    decoded = prefetch_images(paths, lookahead=2 * batch_size, max_pixels=max_pixels)
-    for key, (_path, image) in zip(keys, decoded, strict=True):
-        same = (
-            not batch
-            or isinstance(image, DpdeError)
-            or all(isinstance(im, DpdeError) or im.shape == image.shape for _, im in batch)
-        )
-        if not same or len(batch) >= batch_size:
-            yield batch
-            batch = []
-        batch.append((key, image))
-    if batch:
-        yield batch

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 import threading
@@ -11,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dpde_cli.errors import InputError, UsageError
+from dpde_cli.errors import InputError, OutputError, UsageError
 from dpde_cli.io import (
     atomic_path,
     colorize,
@@ -98,9 +99,11 @@ def test_atomic_write_leaves_nothing_on_failure(tmp_path: Path) -> None:
 def test_atomic_write_errors_name_the_output_not_the_temporary_file(tmp_path: Path) -> None:
     target = tmp_path / "out.png"
     target.mkdir()  # a folder in the output's place: the rename fails
-    with pytest.raises(IsADirectoryError) as caught, atomic_path(target) as tmp:
+    with pytest.raises(OutputError) as caught, atomic_path(target) as tmp:
         tmp.write_bytes(b"data")
     assert caught.value.filename == str(target) and ".tmp" not in str(caught.value)
+    assert caught.value.errno == errno.EISDIR and isinstance(caught.value, OSError)
+    assert str(caught.value) == f"cannot write {target} (Is a directory)"
     assert [p.name for p in tmp_path.iterdir()] == ["out.png"]
 
 

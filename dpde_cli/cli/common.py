@@ -6,7 +6,7 @@ import contextlib
 import functools
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
@@ -14,12 +14,11 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 
-from dpde_cli.errors import DpdeError, InputError, UsageError
+from dpde_cli.batch import DEFAULT_OUTPUT
+from dpde_cli.errors import DpdeError, UsageError
 
 if TYPE_CHECKING:
-    import numpy as np
-
-    from dpde_cli.inputs import InputItem
+    from dpde_cli.batch import BatchReport, Outcome
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -88,9 +87,6 @@ QuietOption = Annotated[
     bool,
     typer.Option("--quiet", "-q", help="No progress bar or notes on stderr (errors still show)."),
 ]
-DEFAULT_OUTPUT = Path("outputs")
-"""Where predict and pointcloud write when no -o is given."""
-
 OutputOption = Annotated[
     Path | None,
     typer.Option(
@@ -154,9 +150,19 @@ def handle_errors(function: F) -> F:
 
 
 def emit_json(record: dict[str, Any]) -> None:
-    """One JSON record on stdout (a result line for shell pipelines)."""
-    sys.stdout.write(json.dumps(record) + "\n")
-    sys.stdout.flush()
+    """One JSON record on stdout (a result line for shell pipelines), through the one
+    error path of writes (``outputs.write_stdout``)."""
+    from dpde_cli.outputs import write_stdout
+
+    write_stdout(json.dumps(record) + "\n")
+
+
+def echo(text: str) -> None:
+    """A result line on stdout, through the one error path of writes."""
+    from dpde_cli.outputs import stdout_guard
+
+    with stdout_guard():
+        typer.echo(text)
 
 
 def show_progress(quiet: bool) -> bool:
@@ -234,141 +240,45 @@ def build_predictor(
     return Predictor(net, torch_device, dtype, fusion), net.spec
 
 
-def single_output(output: Path | None, count: int) -> bool:
-    """Whether -o names one output file (it has an extension and is no directory).
+@contextlib.contextmanager
+def batch_printer(
+    label: str, total: int, *, quiet: bool, as_json: bool
+) -> Iterator[Callable[[Outcome], None]]:
+    """The CLI's side of a batch (``batch.run_batch``): a progress bar on stderr, and as
+    each input finishes its output path on stdout (its JSON record with ``as_json``,
+    skips and failures too). Yields the ``on_outcome`` to give the batch."""
+    from dpde_cli.batch import DONE
 
-    Raises:
-        UsageError: a file for more than one input.
-    """
-    single = output is not None and output.suffix != "" and not output.is_dir()
-    if single and count > 1:
-        raise UsageError(f"-o {output} is a file but there are {count} inputs; give a directory")
-    return single
+    with make_progress(show_progress(quiet or as_json)) as progress:
+        task = progress.add_task(label, total=total)
+
+        def on_outcome(outcome: Outcome) -> None:
+            if as_json:
+                emit_json(outcome.record)
+            elif outcome.status == DONE:
+                echo(outcome.record["output"])
+            progress.advance(task)
+
+        yield on_outcome
 
 
-def run_batches(
-    items: list[InputItem],
-    plans: list[dict[str, Path]],
-    write: Callable[[InputItem, dict[str, Path], np.ndarray | None, Any], dict[str, Any]],
-    *,
-    infer: Callable[[list[np.ndarray]], list[Any]] | None,
-    label: str,
-    quiet: bool,
-    as_json: bool,
-    overwrite: bool,
-    batch_size: int = 1,
-    max_pixels: int | None = None,
-    decode: bool = True,
-) -> None:
-    """The loop of a batch command: decode, infer per batch, write per input, report.
-
-    Inputs whose planned outputs all exist are skipped (unless ``overwrite``), so that a
-    batch run again does only what is missing, and those with some of them fail; images are
-    decoded in the background and grouped by size (``predict.batched_images``), ``infer``
-    runs once per batch, ``write`` once per input. Each input prints its output path (or a
-    JSON record with ``as_json``) on stdout; skips and failures are listed on stderr at the
-    end. An input that fails while being written leaves none of its outputs behind.
-
-    Args:
-        items, plans: the inputs and, for each, its output paths by role.
-        write: (item, its paths, its image or None, its inference result or None) -> the
-            JSON record; an InputError or OSError it raises fails only that input.
-        infer: a batch of same-size (H, W, 3) uint8 images -> one result each; None: none.
-        decode: False to skip reading the inputs as images (``write`` gets None).
+def report_batch(report: BatchReport, quiet: bool) -> None:
+    """At the end of a batch: the skips (unless quiet) and the failures on stderr.
 
     Raises:
         typer.Exit: code 1 when some input failed (the others are done).
     """
-    from dpde_cli.io import written_in_place
-    from dpde_cli.predict import batched_images
-
-    failures: list[str] = []
-    skipped: list[str] = []
-    with make_progress(show_progress(quiet or as_json)) as progress:
-        task = progress.add_task(label, total=len(items))
-
-        def finish(path: Path, record: dict[str, Any]) -> None:
-            if "error" in record:
-                failures.append(record["error"])
-            if as_json:
-                emit_json(record)
-            elif "error" not in record and "skipped" not in record:
-                typer.echo(record["output"])
-            progress.advance(task)
-
-        def write_one(item: InputItem, targets: dict[str, Path], image, result) -> None:
-            try:
-                record = write(item, targets, image, result)
-            except (DpdeError, OSError) as exc:
-                for target in targets.values():  # none of a failed input's outputs stay
-                    # (a folder in an output's place made it fail; /dev/null is not ours)
-                    if not target.is_dir() and not written_in_place(target):
-                        with contextlib.suppress(OSError):  # (or a file in a folder's place)
-                            target.unlink(missing_ok=True)
-                record = {"input": str(item.path), "error": _write_error(item.path, targets, exc)}
-            finish(item.path, record)
-
-        todo = []
-        for item, targets in zip(items, plans, strict=True):
-            existing = [str(p) for p in targets.values() if p.exists() and not written_in_place(p)]
-            if existing and not overwrite and len(existing) == len(targets):
-                skipped.append(existing[0])  # done before: a batch run again skips it
-                finish(item.path, {"input": str(item.path), "skipped": f"{existing[0]} exists"})
-            elif existing and not overwrite:  # some of another run's outputs: not ours to mix
-                error = f"{item.path}: {existing[0]} exists (use --overwrite)"
-                finish(item.path, {"input": str(item.path), "error": error})
-            else:
-                todo.append((item, targets))
-        if decode:
-            batches = batched_images(todo, [it.path for it, _ in todo], batch_size, max_pixels)
-        else:
-            batches = iter([[(key, None)] for key in todo])
-        for batch in batches:
-            good = [(key, im) for key, im in batch if not isinstance(im, DpdeError)]
-            for (item, _targets), im in batch:
-                if isinstance(im, DpdeError):
-                    finish(item.path, {"input": str(item.path), "error": str(im)})
-            if not good:
-                continue
-            images = [im for _, im in good]
-            results = infer(images) if infer is not None else [None] * len(images)
-            for ((item, targets), image), result in zip(good, results, strict=True):
-                write_one(item, targets, image, result)
+    skipped, failed = report.skipped, report.failed
+    total = len(report.outcomes)
     if skipped and not quiet:
+        first = skipped[0].job.targets
         err_console.print(
-            f"dpde: {len(skipped)} of {len(items)} input(s) skipped: their outputs exist "
-            f"(first: {skipped[0]}); --overwrite redoes them",
+            f"dpde: {len(skipped)} of {total} input(s) skipped: their outputs exist "
+            f"(first: {next(iter(first.values()))}); --overwrite redoes them",
             markup=False,
             highlight=False,
             soft_wrap=True,
         )
-    report_failures(failures, len(items))
-    if failures:
+    report_failures([outcome.reason for outcome in failed], total)
+    if failed:
         raise typer.Exit(1)
-
-
-def _write_error(source: Path, targets: dict[str, Path], exc: Exception) -> str:
-    """One line for an input whose outputs could not be written: the input, where its outputs
-    were going, and why (the OS's words where there are some, never a temporary name)."""
-    from dpde_cli.io import file_in_the_way
-
-    if isinstance(exc, InputError):
-        return str(exc)
-    reason = getattr(exc, "strerror", None) or str(exc)
-    if "requested and" in reason:  # PIL's words for a short write: the disk is full
-        reason = f"short write, disk full? ({reason})"
-    target = _failed_target(targets, exc)
-    if target is not None:
-        return f"{source}: cannot write {target} ({reason})"
-    where = next(iter(targets.values())).parent
-    blocker = file_in_the_way(where)
-    if blocker is not None:
-        reason = f"{blocker} is a file, not a folder"
-    return f"{source}: cannot write its output in {where}/ ({reason})"
-
-
-def _failed_target(targets: dict[str, Path], exc: Exception) -> Path | None:
-    """The output an OSError was about, where it names one (``io.atomic_path`` names the
-    output, not its temporary file); None if it names none."""
-    names = {getattr(exc, "filename", None), getattr(exc, "filename2", None)}
-    return next((target for target in targets.values() if str(target) in names), None)
