@@ -245,6 +245,7 @@ def _batches(
     import torch
     from torch.utils.data import DataLoader, Subset
 
+    from dpde_cli.batch import group_by_size
     from dpde_cli.data import FAILED, SkipBad, worker_init
 
     dataset = SkipBad(dataset)
@@ -258,16 +259,13 @@ def _batches(
         worker_init_fn=worker_init if workers else None,
     )
     for samples in loader:
-        group: list[dict[str, Any]] = []
-        for sample in samples:
-            if FAILED in sample:
-                failed.append(sample[FAILED])
-                continue
-            if group and sample["image"].shape != group[0]["image"].shape:
-                yield stack_samples(group, torch)
-                group = []
-            group.append(sample)
-        yield stack_samples(group, torch) if group else None
+        failed += [sample[FAILED] for sample in samples if FAILED in sample]
+        good = [sample for sample in samples if FAILED not in sample]
+        groups = list(group_by_size(good, lambda sample: sample["image"].shape))
+        if not groups:
+            yield None
+        for group in groups:
+            yield stack_samples(group, torch)
 
 
 def stack_samples(samples: list[dict[str, Any]], torch: Any) -> dict[str, Any]:

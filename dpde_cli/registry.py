@@ -176,8 +176,9 @@ def run_spec(
     if isinstance(size, (list, tuple)) and len(size) == 2:
         try:
             size = check_input_size([s for s in size if isinstance(s, int)])
-        except (UsageError, ValueError):
-            raise WeightsError(f"{path}: records an unusable input size {size}") from None
+        except (UsageError, ValueError) as exc:
+            why = f" ({exc})" if isinstance(exc, UsageError) else ""
+            raise WeightsError(f"{path}: records an unusable input size {size}{why}") from None
         spec = dataclasses.replace(spec, input_size=size)
     focal = facts.get("canonical_focal")  # a run without one predicts metres, whatever camera
     if focal is not None and (
@@ -212,8 +213,17 @@ def run_facts(*sources: object) -> dict[str, Any]:
     return {key: found[key] for key in RUN_FACTS if key in found}
 
 
+MAX_INPUT_PIXELS = 2048 * 2048
+"""The most pixels a network input may have, whether an option or a weights file asks for
+more (a crafted file must not exhaust memory): about 10 GB per image for dpde-r50."""
+BYTES_PER_INPUT_PIXEL = 2400
+"""Peak memory of a dpde-r50 forward pass per input pixel (fp32, batch 1, measured on CPU:
+685 MB at 480 x 640, 215 MB at 240 x 320); dpde-lite needs about a quarter."""
+
+
 def check_input_size(size: tuple[int, int] | list[int]) -> tuple[int, int]:
-    """(H, W) as ints, or a UsageError: both multiples of 8 and at least 32.
+    """(H, W) as ints, or a UsageError: both multiples of 8, at least 32, and at most
+    ``MAX_INPUT_PIXELS`` pixels together (checked before anything is allocated).
 
     Multiples of 8, not 32: the decoder's laterals resize odd strides (the paper's own
     240 x 320 is not a multiple of 32).
@@ -222,6 +232,13 @@ def check_input_size(size: tuple[int, int] | list[int]) -> tuple[int, int]:
     if height < 32 or width < 32 or height % 8 or width % 8:
         raise UsageError(
             f"input size must be multiples of 8, at least 32 (H, W), got {tuple(size)}"
+        )
+    if height * width > MAX_INPUT_PIXELS:
+        gigabytes = height * width * BYTES_PER_INPUT_PIXEL / 1e9
+        raise UsageError(
+            f"input size {height}x{width} ({height * width / 1e6:.3g} MP, about "
+            f"{gigabytes:.0f} GB per image) is past the limit of {MAX_INPUT_PIXELS / 1e6:.3g} "
+            f"MP (about {MAX_INPUT_PIXELS * BYTES_PER_INPUT_PIXEL / 1e9:.0f} GB per image)"
         )
     return height, width
 

@@ -7,7 +7,6 @@ import dataclasses
 import io
 import json
 import math
-import sys
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -32,6 +31,7 @@ from dpde_cli.cli.common import (
     wide_console,
 )
 from dpde_cli.errors import UsageError
+from dpde_cli.outputs import stdout_guard
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -161,6 +161,9 @@ def eval_command(
     quiet = opts.quiet
     _check_report_paths(json_out=json_out, csv_out=csv_out)
     _check_writable(json_out=json_out, csv_out=csv_out, save_predictions=save_predictions)
+    _check_not_inputs(
+        data_dir, weights, json_out=json_out, csv_out=csv_out, save_predictions=save_predictions
+    )
     name = dataset.value
     split = split or DEFAULT_SPLITS[name]
     overrides: dict[str, Any] = {
@@ -234,7 +237,8 @@ def eval_command(
     }
     to_stdout = STDOUT in (json_out, csv_out)
     console = wide_console(stderr=to_stdout)  # the table on stderr when a report is on stdout
-    _print_table(header, result.variants, tuple(metrics or ()), console)
+    with stdout_guard():  # a full disk or a closed pipe: one line, not a traceback
+        _print_table(header, result.variants, tuple(metrics or ()), console)
     if json_out is not None:
         report = {**header, "results": result.variants, "per_image": result.records}
         _write_report(json_out, json.dumps(report, indent=2) + "\n")
@@ -278,14 +282,29 @@ def _check_writable(**paths: Path | None) -> None:
             refuse_unwritable(flag, path, folder=option == "save_predictions")
 
 
+def _check_not_inputs(data_dirs: list[Path] | None, weights: str | None, **paths: Path | None):
+    """Refuse outputs that are inputs: the weights file, or anything in a data folder."""
+    from dpde_cli.outputs import refuse_inputs_as_outputs, refuse_outputs_inside
+
+    named = [
+        (f"--{option.removesuffix('_out').replace('_', '-')} {path}", path)
+        for option, path in paths.items()
+        if path is not None and path != STDOUT
+    ]
+    refuse_inputs_as_outputs(named, [Path(weights)] if weights else [])
+    refuse_outputs_inside(named, [d for d in data_dirs or [] if d is not None])
+
+
 def _write_report(path: Path, text: str) -> None:
-    """A report to its file (atomically), or to stdout for "-"."""
+    """A report to its file (atomically), or to stdout for "-"; a failure is one line
+    naming the file (``outputs.writing``)."""
     from dpde_cli.io import write_text
+    from dpde_cli.outputs import remove_stale_temporaries, write_stdout
 
     if path == STDOUT:
-        sys.stdout.write(text)
-        sys.stdout.flush()
+        write_stdout(text)
     else:
+        remove_stale_temporaries([path])
         write_text(path, text)
 
 
