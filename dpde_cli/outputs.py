@@ -53,7 +53,8 @@ def os_reason(exc: OSError) -> str:
 
 @contextlib.contextmanager
 def writing(path: str | Path) -> Iterator[None]:
-    """Run a write of ``path``: an OSError in it is raised as an OutputError naming ``path``.
+    """Run a write of ``path``: an OSError in it is raised as an OutputError naming ``path``
+    (its output, for a ``staged`` temporary path).
 
     A file standing where a folder of the path should be is named as the reason.
     """
@@ -62,9 +63,10 @@ def writing(path: str | Path) -> Iterator[None]:
     except OutputError:
         raise
     except OSError as exc:
+        path = shown_name(path)
         reason = os_reason(exc)
         if exc.errno in (errno.EEXIST, errno.ENOTDIR):
-            blocker = file_in_the_way(Path(path).parent)
+            blocker = file_in_the_way(path.parent)
             if blocker is not None:
                 reason = f"{blocker} is a file, not a folder"
         raise OutputError(path, reason, exc.errno) from exc
@@ -127,7 +129,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     out is already a temporary file: it is yielded itself.
     """
     shown = Path(path)
-    with writing(_STAGED.get(shown, shown)):
+    with writing(shown):
         if written_in_place(shown) or shown in _STAGED:
             yield shown  # renaming over /dev/null or a FIFO would put a plain file there
             return

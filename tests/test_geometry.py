@@ -303,3 +303,11 @@ def test_fov_geometry_is_consistent() -> None:
     k = Intrinsics.from_fov(70.0, 100, 50)
     edge = (k.width - 0.5 - k.cx) / k.fx
     assert math.degrees(math.atan(edge)) == pytest.approx(35.0)
+
+
+def test_same_aspect_is_one_view_at_another_resolution() -> None:
+    from dpde_cli.geometry import same_aspect
+
+    assert same_aspect((480, 640), (240, 320)) and same_aspect((480, 640), (483, 640))
+    assert not same_aspect((480, 640), (640, 480)) and not same_aspect((480, 640), (490, 640))
+    assert Intrinsics.nyu_kinect().same_aspect(320, 240)

@@ -6,6 +6,7 @@ import errno
 import os
 import stat
 import threading
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -264,3 +265,13 @@ def test_max_pixels_can_raise_pil_s_own_limit(
         read_image(path)
     assert read_image(path, max_pixels=100_000).shape == (300, 300, 3)
     assert Image.MAX_IMAGE_PIXELS == 10_000  # PIL's setting is left as it was
+
+
+def test_a_float_tiff_with_nan_and_infinity_reads_without_a_warning(tmp_path: Path) -> None:
+    values = np.full((4, 6), 0.5, np.float32)
+    values[0, 0], values[1, 1], values[2, 2] = np.nan, np.inf, -np.inf
+    Image.fromarray(values).save(tmp_path / "f.tiff")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # numpy's "invalid value encountered in cast"
+        image = read_image(tmp_path / "f.tiff")
+    assert image.shape == (4, 6, 3) and image[3, 3, 0] == 128 and image[0, 0, 0] == 0

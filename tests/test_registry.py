@@ -236,3 +236,20 @@ def test_the_shipped_file_runs_as_shipped_however_it_is_named(tmp_path: Path) ->
     assert create_model("dpde-lite", weights=copy).spec == default
     copy.write_bytes(copy.read_bytes() + b"\0")  # not the shipped file: its own run's facts
     assert create_model("dpde-lite", weights=copy).spec.depth_range[1] > 10.0
+
+
+def test_input_sizes_past_the_limit_are_refused_before_any_allocation() -> None:
+    assert registry.check_input_size((2048, 2048)) == (2048, 2048)
+    with pytest.raises(UsageError, match=r"16384x16384 \(268 MP, about 644 GB per image\) is past"):
+        registry.check_input_size((16384, 16384))
+
+
+def test_a_weights_file_asking_for_a_huge_input_is_refused(
+    tiny_weights: Path, tmp_path: Path
+) -> None:
+    # a crafted checkpoint must not make predict allocate hundreds of gigabytes
+    path = tmp_path / "huge.pt"
+    state = torch.load(tiny_weights, weights_only=True)
+    torch.save({"model": state, "run": {"model": "dpde-tiny", "input_size": [16384] * 2}}, path)
+    with pytest.raises(WeightsError, match=f"{path}: records an unusable input size .*past the"):
+        create_model("dpde-tiny", weights=path)

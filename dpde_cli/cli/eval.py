@@ -283,7 +283,9 @@ def _check_writable(**paths: Path | None) -> None:
 
 
 def _check_not_inputs(data_dirs: list[Path] | None, weights: str | None, **paths: Path | None):
-    """Refuse outputs that are inputs: the weights file, or anything in a data folder."""
+    """Refuse outputs that are inputs: the weights file; in a data folder, whose files
+    cannot all be listed, the predictions, and a report that would replace a file other
+    than an earlier report."""
     from dpde_cli.outputs import refuse_inputs_as_outputs, refuse_outputs_inside
 
     named = [
@@ -292,7 +294,22 @@ def _check_not_inputs(data_dirs: list[Path] | None, weights: str | None, **paths
         if path is not None and path != STDOUT
     ]
     refuse_inputs_as_outputs(named, [Path(weights)] if weights else [])
-    refuse_outputs_inside(named, [d for d in data_dirs or [] if d is not None])
+    risky = [
+        (name, path)
+        for name, path in named
+        if name.startswith("--save-predictions") or (path.is_file() and not _is_report(path))
+    ]
+    refuse_outputs_inside(risky, [d for d in data_dirs or [] if d is not None])
+
+
+def _is_report(path: Path) -> bool:
+    """Whether a file is a report `dpde eval` wrote (JSON or CSV), by its first bytes."""
+    try:
+        with open(path, "rb") as handle:
+            start = handle.read(64)
+    except OSError:
+        return False
+    return start.startswith((b'{\n  "dataset": ', b"dataset,model,variant,"))
 
 
 def _write_report(path: Path, text: str) -> None:
