@@ -59,6 +59,11 @@ def load_untrusted(path: Path, what: str = "PyTorch file") -> Any:
 def _load_failure(exc: Exception) -> str:
     """One line saying why torch.load refused a file, without torch's advice."""
     text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))
+    blocked = re.search(r"GLOBAL (\S+)", text)  # how torch words a blocked module's global
+    if "WeightsUnpickler error:" not in text and blocked:
+        return f"only tensors are loaded: it holds the pickled global {blocked[1]}, never run"
+    if "WeightsUnpickler error:" not in text and "weights_only" in text:
+        return "only tensors are loaded: it holds pickled objects, which are never run"
     if "WeightsUnpickler error:" not in text:
         first = text.strip().splitlines()[0] if text.strip() else ""
         return f"{type(exc).__name__}: {first}"  # "101" alone says nothing
