@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -433,11 +435,28 @@ def write_point_cloud(path: str | Path, cloud: PointCloud, ascii: bool = False) 
     pcd = _to_open3d(cloud)
     from dpde_cli.io import atomic_path
 
-    with atomic_path(path) as tmp, _quiet_open3d():  # tmp keeps the extension
-        if not o3d.io.write_point_cloud(str(tmp), pcd, write_ascii=ascii):
+    with atomic_path(path) as tmp, _quiet_open3d(), _a_file_for(tmp) as file:
+        if not o3d.io.write_point_cloud(str(file), pcd, write_ascii=ascii):
             raise OSError("Open3D could not write the file")
-        _check_size(tmp, len(cloud.points))
+        _check_size(file, len(cloud.points))
     return path
+
+
+@contextlib.contextmanager
+def _a_file_for(tmp: Path) -> Iterator[Path]:
+    """A plain file for Open3D to write (it keeps the extension): ``tmp`` itself, or for a
+    device or pipe written in place, a file copied into it afterwards by Python, whose
+    writes report a full disk (Open3D's do not)."""
+    from dpde_cli.io import written_in_place
+
+    if not written_in_place(tmp):
+        yield tmp
+        return
+    with tempfile.TemporaryDirectory(prefix="dpde-") as folder:
+        file = Path(folder) / f"out{tmp.suffix}"
+        yield file
+        with open(file, "rb") as source, open(tmp, "wb") as target:
+            shutil.copyfileobj(source, target)
 
 
 def _check_size(written: Path, vertices: int) -> None:
@@ -447,12 +466,7 @@ def _check_size(written: Path, vertices: int) -> None:
     Open3D reports success when its PLY writer fails part way (a full disk: "RPly: Error
     closing up"), which would leave a truncated file under the final name. Every format
     takes at least 6 bytes a vertex as text ("0 0 0\n") and 12 as binary (3 float32).
-    A pipe or device written in place is not checked.
     """
-    from dpde_cli.io import written_in_place
-
-    if written_in_place(written):  # a FIFO or device has no size to check
-        return
     least = vertices * 6
     size = written.stat().st_size
     if size < least:
@@ -485,9 +499,9 @@ def write_mesh(path: str | Path, mesh: Mesh, ascii: bool = False, normals: bool 
         out.compute_vertex_normals()
     from dpde_cli.io import atomic_path
 
-    with atomic_path(path) as tmp, _quiet_open3d():
+    with atomic_path(path) as tmp, _quiet_open3d(), _a_file_for(tmp) as file:
         written = o3d.io.write_triangle_mesh(
-            str(tmp),
+            str(file),
             out,
             write_ascii=ascii,
             write_vertex_normals=normals,
@@ -495,7 +509,7 @@ def write_mesh(path: str | Path, mesh: Mesh, ascii: bool = False, normals: bool 
         )
         if not written:
             raise OSError("Open3D could not write the file")
-        _check_size(tmp, len(mesh.vertices))
+        _check_size(file, len(mesh.vertices))
     return path
 
 
