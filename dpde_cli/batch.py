@@ -10,7 +10,7 @@ finishes (the CLI prints its line there).
 
 Example:
     >>> jobs = [Job(item, {"depth": output_path(item, None, ".npy")}) for item in items]
-    >>> report = run_batch(jobs, write, infer=predictor.predict, batch_size=4)
+    >>> report = run_batch(jobs, write, infer=predictor.predict, options=BatchOptions())
     >>> [outcome.reason for outcome in report.failed]
 """
 
@@ -128,62 +128,74 @@ def beside(path: Path, tag: str, suffix: str | None = None) -> Path:
 # ------------------------------------------------------------------------------ running
 
 
+@dataclass(frozen=True)
+class BatchOptions:
+    """How a batch runs, whatever it makes.
+
+    Attributes:
+        overwrite: redo inputs whose outputs exist (else they are skipped).
+        batch_size: the most images per ``infer`` call.
+        max_pixels: refuse larger images (``io.read_image``; None: PIL's limit).
+        inputs: other files the run reads (weights, a camera file), never to be written.
+        on_outcome: called with each input's Outcome as it finishes (the CLI prints there).
+    """
+
+    overwrite: bool = False
+    batch_size: int = 4
+    max_pixels: int | None = None
+    inputs: tuple[Path, ...] = ()
+    on_outcome: Callable[[Outcome], None] | None = None
+
+
 def run_batch(
     jobs: Sequence[Job],
     write: Writer,
     *,
     infer: Callable[[list[np.ndarray]], list[Any]] | None = None,
     decode: bool = True,
-    overwrite: bool = False,
-    batch_size: int = 1,
-    max_pixels: int | None = None,
-    inputs: Iterable[Path] = (),
-    on_outcome: Callable[[Outcome], None] | None = None,
+    options: BatchOptions = BatchOptions(),
 ) -> BatchReport:
     """Decode, infer per batch, write per input; the report of every input.
 
-    Before any work, an output that is an input (of any job, or one of ``inputs``) is
-    refused, and temporary files that a killed run left beside the outputs are removed.
-    Inputs whose outputs all exist are skipped unless ``overwrite``; those with some of
-    them fail (another run's outputs are not ours to mix). An input that cannot be read,
-    or fails while being written (``write`` raises a DpdeError or OSError), fails alone
-    and leaves its outputs as they were.
+    Before any work, an output that is an input (of any job, or one of
+    ``options.inputs``) is refused, and temporary files that a killed run left beside the
+    outputs are removed. Inputs whose outputs all exist are skipped unless
+    ``options.overwrite``; those with some of them fail (another run's outputs are not
+    ours to mix). An input that cannot be read, or fails while being written (``write``
+    raises a DpdeError or OSError), fails alone and leaves its outputs as they were.
 
     Args:
         jobs: the inputs and their planned outputs.
         write: writes one input's outputs; see ``Writer``.
         infer: a list of same-size (H, W, 3) uint8 images -> one result each; None: none.
         decode: False to skip reading the inputs as images (``write`` gets None).
-        overwrite: redo inputs whose outputs exist.
-        batch_size: the most images per ``infer`` call.
-        max_pixels: refuse larger images (``io.read_image``).
-        inputs: other files the run reads (weights, a camera file), never written.
-        on_outcome: called with each input's Outcome as it finishes.
+        options: overwrite, batch size, pixel limit, other inputs, ``on_outcome``.
 
     Raises:
         UsageError: an output is an input.
     """
     from dpde_cli.outputs import remove_stale_temporaries
 
-    check_outputs(jobs, inputs)
+    check_outputs(jobs, options.inputs)
     remove_stale_temporaries(path for job in jobs for path in job.targets.values())
     report = BatchReport()
 
     def finish(job: Job, status: str, record: dict[str, Any]) -> None:
         outcome = Outcome(job, status, record)
         report.outcomes.append(outcome)
-        if on_outcome is not None:
-            on_outcome(outcome)
+        if options.on_outcome is not None:
+            options.on_outcome(outcome)
 
     todo = []
     for job in jobs:
-        refused = _refusal(job, overwrite)
+        refused = _refusal(job, options.overwrite)
         if refused is None:
             todo.append(job)
         else:
             finish(job, *refused)
     if decode:
-        batches = batched_images(todo, [job.item.path for job in todo], batch_size, max_pixels)
+        paths = [job.item.path for job in todo]
+        batches = batched_images(todo, paths, options.batch_size, options.max_pixels)
     else:
         batches = ([(job, None)] for job in todo)
     for batch in batches:

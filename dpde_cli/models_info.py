@@ -28,3 +28,21 @@ def describe_models(pattern: str = "*") -> list[dict[str, Any]]:
             }
         )
     return records
+
+
+def find_models(query: str = "*") -> list[dict[str, Any]]:
+    """``describe_models`` of the models a user's query names: a glob pattern on the names,
+    or a plain word matching a part of them ("lite"), in any case.
+
+    Raises:
+        UsageError: no model matches (the message lists the models there are).
+    """
+    from dpde_cli.errors import UsageError
+
+    pattern = query.lower()  # model names are lower case
+    if not set("*?[") & set(pattern):
+        pattern = f"*{pattern}*"
+    records = describe_models(pattern)
+    if not records:
+        raise UsageError(f"no model matches {query!r}; models: {', '.join(list_models())}")
+    return records

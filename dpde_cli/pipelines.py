@@ -25,7 +25,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dpde_cli.batch import BatchReport, Job, Outcome, beside, output_path, run_batch, single_output
+from dpde_cli.batch import (
+    BatchOptions,
+    BatchReport,
+    Job,
+    beside,
+    output_path,
+    run_batch,
+    single_output,
+)
 from dpde_cli.errors import InputError, UsageError
 
 if TYPE_CHECKING:
@@ -119,20 +127,15 @@ def predict_files(
     predictor: Predictor,
     jobs: Sequence[Job],
     outputs: DepthOutputs = DepthOutputs(),
-    *,
-    overwrite: bool = False,
-    batch_size: int = 4,
-    max_pixels: int | None = None,
-    inputs: Iterable[Path] = (),
-    on_outcome: Callable[[Outcome], None] | None = None,
+    options: BatchOptions | None = None,
 ) -> BatchReport:
     """Predict depth for the photos of ``jobs`` (``plan_predictions``) and write their files.
 
     Args:
         predictor: the model, on its device, with or without fusion.
-        jobs, overwrite, batch_size, max_pixels, inputs, on_outcome: as ``run_batch``
-            (``inputs``: the weights file, never to be written).
+        jobs: from ``plan_predictions``.
         outputs: what to write.
+        options: as ``run_batch`` (``options.inputs``: the weights file).
 
     Returns:
         The report; each done record holds the paths, the shape, the network size, the
@@ -143,16 +146,7 @@ def predict_files(
     def write(job: Job, paths: dict[str, Path], _image: Any, prediction: Prediction):
         return write_prediction(job, paths, prediction, outputs, preview_range)
 
-    return run_batch(
-        jobs,
-        write,
-        infer=predictor.predict,
-        overwrite=overwrite,
-        batch_size=batch_size,
-        max_pixels=max_pixels,
-        inputs=inputs,
-        on_outcome=on_outcome,
-    )
+    return run_batch(jobs, write, infer=predictor.predict, options=options or BatchOptions())
 
 
 def write_prediction(
@@ -293,11 +287,7 @@ def pointcloud_files(
     camera: Camera | None = None,
     config: CloudConfig | None = None,
     ascii: bool = False,
-    overwrite: bool = False,
-    batch_size: int = 4,
-    max_pixels: int | None = None,
-    inputs: Iterable[Path] = (),
-    on_outcome: Callable[[Outcome], None] | None = None,
+    options: BatchOptions | None = None,
 ) -> BatchReport:
     """Point clouds (and meshes) of the inputs of ``jobs`` (``plan_clouds``), written with
     their cameras.
@@ -310,7 +300,7 @@ def pointcloud_files(
         photos: False when the inputs are depth maps alone (clouds without colours).
         depth_scale: integer depth units per metre; camera, config: see ``photo_to_cloud``.
         ascii: text .ply / .pcd.
-        overwrite, batch_size, max_pixels, inputs, on_outcome: as ``run_batch``.
+        options: as ``run_batch`` (``options.inputs``: weights, camera file).
 
     Returns:
         The report; each done record holds the paths, the point count, the intrinsics used
@@ -347,17 +337,9 @@ def pointcloud_files(
         seconds = (prediction.seconds if prediction is not None else 0.0) + time.perf_counter()
         return _cloud_record(job, result) | {"seconds": round(seconds - start, 4)}
 
-    return run_batch(
-        jobs,
-        write,
-        infer=predictor.predict if depth is None else None,
-        decode=photos,
-        overwrite=overwrite,
-        batch_size=batch_size,
-        max_pixels=max_pixels,
-        inputs=inputs,
-        on_outcome=on_outcome,
-    )
+    infer = predictor.predict if depth is None else None
+    options = options or BatchOptions()
+    return run_batch(jobs, write, infer=infer, decode=photos, options=options)
 
 
 def write_cloud(paths: dict[str, Path], result: CloudResult, frame: str, ascii: bool) -> None:

@@ -12,6 +12,7 @@ from dpde_cli.batch import (
     DONE,
     FAILED,
     SKIPPED,
+    BatchOptions,
     Job,
     batched_images,
     beside,
@@ -87,7 +88,8 @@ def test_run_batch_reports_done_failed_and_skipped(photos: Path, tmp_path: Path)
         return ["fail" if im.shape[0] == 12 else "ok" for im in images]
 
     heard = []
-    report = run_batch(jobs, _write, infer=infer, batch_size=4, on_outcome=heard.append)
+    options = BatchOptions(batch_size=4, on_outcome=heard.append)
+    report = run_batch(jobs, _write, infer=infer, options=options)
     assert calls == [2, 1]  # a and b together, c alone, d never decoded into a batch
     assert heard == report.outcomes and len(report.done) == 2  # in the order they finished
     reasons = {Path(o.record["input"]).name: o.reason for o in report.failed}
@@ -96,13 +98,13 @@ def test_run_batch_reports_done_failed_and_skipped(photos: Path, tmp_path: Path)
     assert (out / "a.txt").read_text() == "(8, 12, 3) ok"
     assert sorted(p.name for p in out.iterdir()) == ["a.txt", "a.x", "b.txt", "b.x"]
 
-    again = run_batch(jobs, _write, infer=infer, batch_size=4)  # done ones are skipped
+    again = run_batch(jobs, _write, infer=infer)  # done ones are skipped
     assert [o.status for o in again.skipped] == [SKIPPED, SKIPPED]
     assert again.skipped[0].reason == f"{out / 'a.txt'} exists"
     (out / "b.x").unlink()  # one output of b is gone: not ours to mix with
     mixed = run_batch(jobs[:2], _write, infer=infer)
     assert mixed.failed[0].reason == f"{photos / 'b.png'}: {out / 'b.txt'} exists (use --overwrite)"
-    redo = run_batch(jobs[:2], _write, infer=infer, overwrite=True)
+    redo = run_batch(jobs[:2], _write, infer=infer, options=BatchOptions(overwrite=True))
     assert [o.status for o in redo.outcomes] == [DONE, DONE] and (out / "b.x").exists()
 
 
@@ -112,11 +114,12 @@ def test_run_batch_refuses_an_output_that_is_an_input_before_any_work(photos: Pa
     before = (photos / "b.png").read_bytes()
     jobs = [Job(item, {"main": photos / "b.png"}), Job(other, {"main": photos / "x.txt"})]
     with pytest.raises(UsageError, match=f"the output {photos / 'b.png'} is the input"):
-        run_batch(jobs, _write, infer=lambda images: ["ok"] * len(images), overwrite=True)
+        run_batch(jobs, _write, infer=lambda ims: ["ok"] * len(ims), options=BatchOptions(True))
     weights = photos / "w.pt"
     weights.write_bytes(b"w")
     with pytest.raises(UsageError, match="is the input .*w.pt"):
-        run_batch([Job(item, {"main": weights})], _write, inputs=[weights], overwrite=True)
+        options = BatchOptions(overwrite=True, inputs=(weights,))
+        run_batch([Job(item, {"main": weights})], _write, options=options)
     assert (photos / "b.png").read_bytes() == before and not (photos / "x.txt").exists()
 
 
@@ -127,7 +130,8 @@ def test_an_input_that_fails_mid_write_keeps_none_of_its_new_files(
     (out / "a.x").mkdir(parents=True)  # where a's second output goes: a folder
 
     infer = lambda images: ["ok"] * len(images)  # noqa: E731
-    report = run_batch(_jobs(photos, out)[:2], _write, infer=infer, overwrite=True)
+    options = BatchOptions(overwrite=True)
+    report = run_batch(_jobs(photos, out)[:2], _write, infer=infer, options=options)
     assert [o.status for o in report.outcomes] == [FAILED, DONE]
     assert report.failed[0].reason == (
         f"{photos / 'a.png'}: cannot write {out / 'a.x'} (Is a directory)"

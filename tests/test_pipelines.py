@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dpde_cli.batch import Job
+from dpde_cli.batch import BatchOptions, Job
 from dpde_cli.errors import InputError, UsageError
 from dpde_cli.inputs import expand_inputs
 from dpde_cli.io import read_depth, write_depth
@@ -75,7 +75,7 @@ def test_predict_files_writes_and_reports(photos: Path, tmp_path: Path, tiny) ->
     items = expand_inputs([str(photos)], recursive=True)
     outputs = DepthOutputs("png16", preview=True)
     jobs = plan_predictions(items, tmp_path / "out", outputs)
-    report = predict_files(tiny, jobs, outputs, batch_size=2)
+    report = predict_files(tiny, jobs, outputs, BatchOptions(batch_size=2))
     assert len(report.done) == 2 and not report.failed and not report.skipped
     record = report.done[0].record
     assert record["shape"] == [24, 32] and record["fusion"] is None
@@ -85,7 +85,7 @@ def test_predict_files_writes_and_reports(photos: Path, tmp_path: Path, tiny) ->
     assert len(again.skipped) == 2
     before = items[0].path.read_bytes()
     with pytest.raises(UsageError, match=f"the output {items[0].path} is the input"):
-        predict_files(tiny, [Job(items[0], {"depth": items[0].path})], overwrite=True)
+        predict_files(tiny, [Job(items[0], {"depth": items[0].path})], options=BatchOptions(True))
     assert items[0].path.read_bytes() == before
 
 
@@ -146,7 +146,8 @@ def test_pointcloud_files_from_depth_maps(planes, tmp_path: Path) -> None:
     camera.write_text('{"fx": 20, "fy": 20, "cx": 15.5, "cy": 11.5}')
     again = plan_clouds(items, tmp_path / "room.ply", depth=depth)  # its sidecar: that file
     with pytest.raises(UsageError, match=f"the output {camera} is the input"):
-        pointcloud_files(again, depth=depth, camera=Camera(file=camera), inputs=[camera])
+        options = BatchOptions(inputs=(camera,))
+        pointcloud_files(again, depth=depth, camera=Camera(file=camera), options=options)
     assert camera.read_text().startswith('{"fx": 20')
     with pytest.raises(UsageError, match="depth maps, or photos and a predictor"):
         pointcloud_files(jobs)

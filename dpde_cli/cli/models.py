@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from dpde_cli.cli.common import emit_json, handle_errors, wide_console
+from dpde_cli.outputs import stdout_guard
 
 
 @handle_errors
@@ -17,17 +18,9 @@ def models(
     ] = "*",
 ) -> None:
     """List the registered models: weights, input size, parameters (metrics in --json)."""
-    from dpde_cli.errors import UsageError
-    from dpde_cli.models_info import describe_models
-    from dpde_cli.registry import list_models
+    from dpde_cli.models_info import find_models
 
-    given = pattern
-    pattern = pattern.lower()  # model names are lower case
-    if not set("*?[") & set(pattern):
-        pattern = f"*{pattern}*"  # `dpde models lite`
-    records = describe_models(pattern)
-    if not records:
-        raise UsageError(f"no model matches {given!r}; models: {', '.join(list_models())}")
+    records = find_models(pattern)
     if as_json:
         for record in records:
             emit_json(record)
@@ -44,4 +37,5 @@ def models(
             weights += " (missing)"
         trained_on = r["training_data"].split(":")[0]  # the full text is in --json
         table.add_row(r["name"], params, "x".join(map(str, r["input_size"])), weights, trained_on)
-    wide_console().print(table)
+    with stdout_guard():  # a full disk or a closed pipe: one line, not a traceback
+        wide_console().print(table)

@@ -201,7 +201,7 @@ def pointcloud(
         dpde pointcloud photos/ -o clouds/ --fov 70 --voxel-size 0.01 --json
         dpde pointcloud photo.jpg --depth depth.png --intrinsics cam.json --mesh mesh.ply
     """
-    from dpde_cli.batch import check_outputs
+    from dpde_cli.batch import BatchOptions, check_outputs
     from dpde_cli.pipelines import cloud_suffix, plan_clouds, pointcloud_files
     from dpde_cli.pointcloud import Camera
 
@@ -231,11 +231,9 @@ def pointcloud(
             camera=camera,
             config=config,
             ascii=ascii_,
-            overwrite=overwrite,
-            batch_size=batch_size,
-            max_pixels=max_pixels,
-            inputs=extra,
-            on_outcome=_warn_once(printer, len(items) > 1),
+            options=BatchOptions(
+                overwrite, batch_size, max_pixels, tuple(extra), _warn_once(printer, len(items) > 1)
+            ),
         )
     report_batch(report, opts.quiet)
 

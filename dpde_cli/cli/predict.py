@@ -97,7 +97,7 @@ def predict(
         dpde predict photos/ -r -o out/ --preview --json
         find photos -name '*.jpg' | dpde predict - -o out/
     """
-    from dpde_cli.batch import check_outputs
+    from dpde_cli.batch import BatchOptions, check_outputs
     from dpde_cli.inputs import expand_inputs
     from dpde_cli.pipelines import DepthOutputs, depth_format_for, plan_predictions, predict_files
 
@@ -112,14 +112,6 @@ def predict(
         model, weights, device or opts.device, precision, omega if fuse else None, input_size
     )
     with batch_printer("predict", len(jobs), quiet=opts.quiet, as_json=as_json) as printer:
-        report = predict_files(
-            predictor,
-            jobs,
-            outputs,
-            overwrite=overwrite,
-            batch_size=batch_size,
-            max_pixels=max_pixels,
-            inputs=extra,
-            on_outcome=printer,
-        )
+        options = BatchOptions(overwrite, batch_size, max_pixels, tuple(extra), printer)
+        report = predict_files(predictor, jobs, outputs, options)
     report_batch(report, opts.quiet)
