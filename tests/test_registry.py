@@ -253,3 +253,10 @@ def test_a_weights_file_asking_for_a_huge_input_is_refused(
     torch.save({"model": state, "run": {"model": "dpde-tiny", "input_size": [16384] * 2}}, path)
     with pytest.raises(WeightsError, match=f"{path}: records an unusable input size .*past the"):
         create_model("dpde-tiny", weights=path)
+
+
+def test_the_input_size_help_states_the_limit() -> None:
+    from dpde_cli.cli.common import InputSizeOption
+
+    side = int(registry.MAX_INPUT_PIXELS**0.5)
+    assert f"at most {side}x{side} pixels" in InputSizeOption.__metadata__[0].help

@@ -79,8 +79,8 @@ InputSizeOption = Annotated[
         metavar="<h w>",
         help="Height and width the network runs at, multiples of 8, for photos of that "
         "aspect ratio; others run at as many pixels in their own aspect ratio (default: "
-        "the size the weights were trained at). Another size changes the metric scale: the network "
-        "judges distance by apparent size.",
+        "the size the weights were trained at; at most 2048x2048 pixels together). Another "
+        "size changes the metric scale: the network judges distance by apparent size.",
     ),
 ]
 QuietOption = Annotated[
