@@ -112,8 +112,10 @@ def cover_size(src: tuple[int, int], size: tuple[int, int]) -> tuple[int, int]:
 
     ``size`` itself when the aspect ratios agree within 1% (no distortion worth avoiding).
     """
+    from dpde_cli.geometry import same_aspect
+
     (src_h, src_w), (height, width) = src, size
-    if abs((src_w / src_h) / (width / height) - 1.0) <= 0.01:
+    if same_aspect(src, size):
         return size
     factor = max(height / src_h, width / src_w)
     return max(height, round(src_h * factor)), max(width, round(src_w * factor))
