@@ -310,7 +310,7 @@ def test_workstations_are_desks_with_panels_inside_the_room_and_clear_of_the_cam
 
 def test_a_workstation_stays_inside_its_footprint():
     # placement checks only the footprint (w x d): a part beyond it could overlap a neighbour
-    from dpde_cli.data.synthetic._layout import _workstation
+    from dpde_cli.data.synthetic._clutter import _workstation
 
     rng = np.random.default_rng(5)
     for _ in range(300):
