@@ -18,6 +18,7 @@ Definitions, with d the prediction and g the ground truth over the N pixels in t
     d1/d2/d3 delta    fraction of pixels with max(d / g, g / d) < 1.25, 1.25^2, 1.25^3
     ssim     SSIM     see :func:`ssim_depth` (on request)
     gsm      GSM      see :func:`gsm_depth` (on request)
+    edges    edge F1  depth-boundary F-score, see :func:`boundary_f1` (on request)
 
 Evaluation protocol (see :class:`EvalProtocol` and :func:`prepare_eval`): the prediction is
 resized to the ground truth, the mask is the valid ground truth inside the crop with
@@ -26,8 +27,8 @@ resized to the ground truth, the mask is the valid ground truth inside the crop 
 ``[min_depth, max_depth]``, as BTS, AdaBins and monodepth2 do.
 
 Modules: ``core`` (names, sums, base metrics), ``alignment`` (median, least squares),
-``structure`` (SSIM, GSM), ``protocol`` (:class:`EvalProtocol`, defaults,
-:func:`prepare_eval`), ``accumulator`` (:func:`compute_metrics`,
+``structure`` (SSIM, GSM), ``boundary`` (depth-boundary F1), ``protocol``
+(:class:`EvalProtocol`, defaults, :func:`prepare_eval`), ``accumulator`` (:func:`compute_metrics`,
 :class:`MetricAccumulator`); every public name is importable from here.
 
 Example:
@@ -40,6 +41,7 @@ Example:
 
 from dpde_cli.metrics.accumulator import MetricAccumulator, compute_metrics
 from dpde_cli.metrics.alignment import align_lstsq, align_median, lstsq_scale_shift, median_scale
+from dpde_cli.metrics.boundary import boundary_f1
 from dpde_cli.metrics.core import (
     BASE_METRICS,
     HIGHER_IS_BETTER,
@@ -76,6 +78,7 @@ __all__ = [
     "Upsample",
     "align_lstsq",
     "align_median",
+    "boundary_f1",
     "check_depth_batch",
     "compute_metrics",
     "default_protocol",

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from dpde_cli.errors import DpdeError, UsageError
+from dpde_cli.metrics.boundary import boundary_f1
 from dpde_cli.metrics.core import (
     _SUM_KEYS,
     BASE_METRICS,
@@ -35,7 +36,7 @@ def compute_metrics(
             :func:`prepare_eval`).
         gt: (B, 1, H, W) ground-truth depth in metres.
         mask: (B, 1, H, W) bool, pixels that count.
-        extra: any of IMAGE_METRICS ("ssim", "gsm").
+        extra: any of IMAGE_METRICS ("ssim", "gsm", "edges").
 
     Returns:
         dict of metric name -> (B,) float64; NaN for an image with an empty mask.
@@ -55,6 +56,8 @@ def compute_metrics(
         out["ssim"] = ssim_depth(pred, gt, mask)
     if "gsm" in extra:
         out["gsm"] = gsm_depth(pred, gt, mask)
+    if "edges" in extra:
+        out["edges"] = boundary_f1(pred, gt, mask)
     return out
 
 
@@ -133,6 +136,8 @@ class MetricAccumulator:
         values = metrics_from_sums(sums)
         if "ssim" in self.extra:
             values["ssim"] = ssim_depth(pred, gt, mask)
+        if "edges" in self.extra:
+            values["edges"] = boundary_f1(pred, gt, mask)
         if "gsm" in self.extra:
             gsm_total, gsm_count = gsm_sums(pred, gt, mask)
             values["gsm"] = torch.where(

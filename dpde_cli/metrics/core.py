@@ -12,7 +12,7 @@ BASE_METRICS: tuple[str, ...] = (
 )  # fmt: skip
 """The metrics computed for every image, in reporting order."""
 
-IMAGE_METRICS: tuple[str, ...] = ("ssim", "gsm")
+IMAGE_METRICS: tuple[str, ...] = ("ssim", "gsm", "edges")
 """Structure metrics computed only on request (``extra=``)."""
 
 METRIC_LABELS: dict[str, str] = {
@@ -27,10 +27,11 @@ METRIC_LABELS: dict[str, str] = {
     "d3": "d<1.25^3",
     "ssim": "SSIM",
     "gsm": "GSM",
+    "edges": "edge F1",
 }
 """Display names, as in the paper's tables."""
 
-HIGHER_IS_BETTER: frozenset[str] = frozenset({"d1", "d2", "d3", "ssim", "gsm"})
+HIGHER_IS_BETTER: frozenset[str] = frozenset({"d1", "d2", "d3", "ssim", "gsm", "edges"})
 """Metrics where a larger value is better; lower is better for the rest."""
 
 _SUM_KEYS = (
