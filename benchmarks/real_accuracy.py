@@ -17,7 +17,7 @@ depth (``--constant``, 2.93 m, the median depth of the synthetic training scenes
 same constant scaled by each image's ground-truth median (an oracle that knows the scale
 and nothing of the shape). Protocol: the folder protocol of ``dpde eval`` (no crop, 1e-3 <
 gt < 10 m, per-image mean), predictions upsampled bilinearly; ``edge F1`` is the depth
-boundary F-score (``dpde_cli.boundary.boundary_f1``) of the metric prediction.
+boundary F-score (``dpde_cli.metrics.boundary_f1``) of the metric prediction.
 
     python benchmarks/real_accuracy.py [--model dpde-lite] [--weights FILE]
         [--sets middlebury2014,sevenscenes,...] [--stride N] [--json out.json]
@@ -89,7 +89,7 @@ def score_set(
                 p, g, m = prepare_eval(pred, gt, valid, protocol)
                 accs[(variant, mode)].update(p, g, m, batch["name"])
             if edges and variant in boundary:
-                from dpde_cli.boundary import boundary_f1
+                from dpde_cli.metrics import boundary_f1
 
                 p, g, m = prepare_eval(pred, gt, valid, aligned)
                 boundary[variant].append(float(boundary_f1(p, g, m)[0]))
