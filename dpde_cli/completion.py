@@ -1,41 +1,45 @@
-"""Metric depth from a few measurements: robust alignment, then completion by IRLS fusion.
+"""Metric depth from a few measurements: robust alignment, then a network-guided completion.
 
 A network's depth is often off in scale, but a user may hold a few true distances (a
 LiDAR's or ToF sensor's sparse points, a phone's depth, a measured wall). Given the
 network's depth ``d`` and gradients ``G``, and measurements ``z_i`` at pixels ``i``:
 
 1. **Alignment.** A robust global scale ``s`` in log depth (and, on request, a shift ``t``):
-   ``r_i = log z_i - log d_i``; points with ``|r_i - median(r)| > max(k * 1.4826 * MAD,
-   floor)`` are rejected as outliers, and ``log s`` is the weighted median of the rest, so
-   one point fixes the scale. For "scale-shift", ``z ~ s d + t`` is then fitted to the
-   inliers by IRLS on the relative residuals (an L1 fit), outliers rejected again by the
-   same rule. ``a = s d + t`` is the aligned network depth.
-2. **Guide.** A dense depth that passes through the measurements:
+   with ``r_i = log z_i - log d_i``, points with ``|r_i - median(r)| > max(k * 1.4826 *
+   MAD(r), floor)`` are outliers to the network's shape, and ``log s`` is the weighted
+   median of the others, so one point fixes the scale. For "scale-shift", ``z ~ s d + t``
+   is then fitted to those points by IRLS on the relative residuals (an L1 fit), outliers
+   found again by the same rule. ``a = s d + t`` is the aligned network depth.
+2. **Guide.** A dense depth through the measurements:
 
        log D = beta log a + I(log z - beta log a)
 
-   where ``I`` interpolates values at the inlier points piecewise-linearly over their
-   Delaunay triangulation (extended to the image border by inverse-distance-weighted
-   pseudo-points, so it is continuous everywhere) on a grid every ``grid_step`` pixels,
-   upsampled bilinearly. ``beta`` in [0, 1] is how much of the network's own detail
-   between the points to keep: 1 keeps it all (the network corrected by a smooth scale
-   field), 0 keeps none (interpolating the measurements alone). By default it is chosen
-   per image by k-fold cross-validation on the points (each fold predicts its held-out
-   points from the others; the L1-best beta has a closed form); below ``cv_min_points``
-   points it is 1.
-3. **Fusion.** The IRLS fusion of :func:`dpde_cli.fusion.irls_fuse` with the measurements
-   as the data term, the guide as a weak data term elsewhere, and as gradient term a mix
-   of the guide's gradients and the network's predicted gradients, scaled: ``d`` minimises
+   where ``I`` interpolates values at the points piecewise-linearly over their Delaunay
+   triangulation (extended to the image border by inverse-distance-weighted pseudo-points,
+   so it is continuous everywhere), on nodes every ``grid_step`` pixels, upsampled
+   bilinearly. ``beta`` in [0, 1] is how much of the network's own detail between the
+   points to keep: 1 keeps it all (the network corrected by a smooth scale field), 0 none
+   (the measurements interpolated alone). By default it is chosen per image by k-fold
+   cross-validation: each fold predicts its held-out points from the others, and the
+   L1-best beta has a closed form. Below ``cv_min_points`` points beta is 1 (a single
+   point says nothing of the shape). The same held-out residuals judge each point against
+   its neighbours: a point is rejected only when it is an outlier both to the network's
+   shape (step 1) and to its neighbours (the same rule on ``log z - I(log z)``), so a
+   true measurement where the network is wrong is kept.
+3. **Fusion** (optional, off by default). The IRLS fusion of
+   :func:`dpde_cli.fusion.irls_fuse`, the measurements as the data term, the guide as a
+   weak data term elsewhere, and as gradient term a mix of the guide's gradients and the
+   network's predicted gradients, scaled: ``d`` minimises
 
        E(d) = sum_(i in points) c_i phi(d_i - z_i) + lambda sum_(p not a point) phi(d_p - D_p)
             + omega * sum_edges phi(grad d - ((1 - alpha) grad D + alpha s G)),
        phi(r) = sqrt(r^2 + eps),
 
-   with ``c_i`` the confidence of point ``i`` (1 without a confidence map). ``omega = 0``
-   skips the solve: the result is the guide with the measurements written in.
+   with ``c_i`` the confidence of point ``i`` (1 without a confidence map). Without it
+   the result is the guide with the measurements written in at their pixels.
 
-Every weight was tuned on the real-train sets (``../shared/data/real-train``) with
-``benchmarks/completion.py``; see its entry in ``benchmarks/RESULTS.md``.
+The defaults were chosen on the real-train sets (``../shared/data/real-train``), never on
+real-dev; the figures are in ``benchmarks/RESULTS.md`` (``benchmarks/completion.py``).
 
 Example:
     >>> result = complete_depth(prediction.depth, prediction.gradients, sparse)
@@ -45,7 +49,7 @@ Example:
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 import numpy as np
@@ -90,19 +94,21 @@ class CompletionConfig:
         weak_weight: lambda, the weight of the guide where there is no point.
         gradient_mix: alpha, the share of the network's predicted gradients in the
             gradient term (the rest: the guide's own).
-        fusion: the IRLS settings; ``omega`` weighs the gradient term, 0 skips the solve.
+        fusion: the IRLS settings of step 3 (``omega`` weighs the gradient term), or None
+            (the default) to skip it: on the real-train sets it changed REL by 0.0001 at
+            best and cost more time than the rest together (benchmarks/RESULTS.md).
     """
 
     outlier_k: float = 4.0
     outlier_floor: float = 0.4
     detail: float | None = None
     cv_folds: int = 5
-    cv_min_points: int = 10
+    cv_min_points: int = 5
     grid_step: int = 8
     border_points: int = 8
     weak_weight: float = 0.1
     gradient_mix: float = 0.5
-    fusion: FusionConfig = field(default_factory=lambda: FusionConfig(omega=1.0, max_irls_iters=3))
+    fusion: FusionConfig | None = None
 
     def __post_init__(self) -> None:
         """Reject values the method cannot use."""
@@ -219,21 +225,25 @@ def complete_depth(
     if z.size == 0:
         raise DpdeError("no sparse measurement (every value is 0, NaN or of zero confidence)")
     fit = fit_alignment(depth[rows, cols], z, weight, align, config)
-    keep = fit.inliers
-    rows, cols, z, weight = rows[keep], cols[keep], z[keep], weight[keep]
-    aligned = depth.astype(np.float64) * fit.scale + fit.shift
+    aligned = depth * fit.scale + fit.shift
     np.maximum(aligned, _MIN_DEPTH_FRACTION * float(z.min()), out=aligned)
     log_aligned = np.log(aligned)
     log_z = np.log(z)
     points = np.column_stack([rows, cols]).astype(np.float64)
-    beta = config.detail
-    if beta is None:
-        beta = _cross_validated_detail(
-            points, log_z, log_aligned[rows, cols], weight, depth.shape, config
-        )
+    keep, beta = fit.inliers, config.detail
+    if z.size >= config.cv_min_points:
+        a, q = _held_out(points, log_z, log_aligned[rows, cols], depth.shape, config)
+        # an outlier disagrees with both the network's shape and its neighbours
+        keep = fit.inliers | _inliers(a, weight, config)
+        if beta is None:
+            beta = _detail(a[keep], q[keep], weight[keep])
+    elif beta is None:
+        beta = 1.0
+    rows, cols, z, weight = rows[keep], cols[keep], z[keep], weight[keep]
+    log_z, points = log_z[keep], points[keep]
     values = log_z - beta * log_aligned[rows, cols]
-    field_ = _interpolate_grid(points, values, depth.shape, config)
-    guide = np.exp(beta * log_aligned + field_)
+    offset = _interpolate(points, values, depth.shape, config)
+    guide = np.exp(beta * log_aligned + offset)
     completed, stats = _fuse(guide, gradients, fit.scale, rows, cols, z, weight, config)
     return CompletionResult(
         depth=completed,
@@ -342,53 +352,99 @@ def _residual(depth_at: np.ndarray, z: np.ndarray) -> Residual:
 # ------------------------------------------------------------------------------ guide
 
 
-def _interpolator(points: np.ndarray, shape: tuple[int, int], per_side: int) -> Any:
-    """Piecewise-linear interpolation from ``points`` (N, 2) (row, col) to any queries.
+class _Triangulation:
+    """Piecewise-linear interpolation from scattered points onto a grid of nodes.
 
-    Pseudo-points on the image border take an inverse-distance-weighted mean of the
-    nearest points (linear in their values), so the triangulation covers the image and the
-    interpolation is continuous. Returns ``f(values (N, k), queries (Q, 2)) -> (Q, k)``.
+    The nodes lie every ``step`` pixels (and on the last row and column). Pseudo-points on
+    the image border take an inverse-distance-weighted mean of the nearest points (linear
+    in their values), so the Delaunay triangulation covers the image and the interpolation
+    is continuous everywhere. Each node's triangle and barycentric weights are found once
+    by rasterising the triangles over the nodes.
+
+    Args:
+        points: (N, 2) (row, col) pixel coordinates, distinct.
+        shape: (H, W) of the image.
+        step: pixels between nodes.
+        per_side: pseudo-points per image side.
     """
-    from scipy.spatial import Delaunay, cKDTree
 
-    h, w = shape
-    ty = np.linspace(0, h - 1, per_side)
-    tx = np.linspace(0, w - 1, per_side)
-    border = np.unique(
-        np.concatenate(
-            [
-                np.column_stack([ty, np.zeros_like(ty)]),
-                np.column_stack([ty, np.full_like(ty, w - 1)]),
-                np.column_stack([np.zeros_like(tx), tx]),
-                np.column_stack([np.full_like(tx, h - 1), tx]),
-            ]
-        ),
-        axis=0,
-    )
-    k = min(4, len(points))
-    dist, idx = cKDTree(points).query(border, k=k)
-    dist, idx = dist.reshape(len(border), k), idx.reshape(len(border), k)
-    idw = 1.0 / np.maximum(dist, 1e-9) ** 2
-    idw /= idw.sum(axis=1, keepdims=True)
-    nodes = np.concatenate([points, border])
-    unique, first = np.unique(nodes, axis=0, return_index=True)
-    tri = Delaunay(unique)
+    def __init__(
+        self, points: np.ndarray, shape: tuple[int, int], step: int, per_side: int
+    ) -> None:
+        from scipy.spatial import Delaunay, cKDTree
 
-    def evaluate(values: np.ndarray, queries: np.ndarray) -> np.ndarray:
-        border_values = np.einsum("bk,bkc->bc", idw, values[idx])
-        node_values = np.concatenate([values, border_values])[first]
-        simplex = tri.find_simplex(queries, tol=1e-6)
-        found = np.maximum(simplex, 0)
-        transform = tri.transform[found]
-        bary = np.einsum("qij,qj->qi", transform[:, :2], queries - transform[:, 2])
-        bary = np.column_stack([bary, 1.0 - bary.sum(axis=1)])
-        out = np.einsum("qi,qic->qc", bary, node_values[tri.simplices[found]])
-        lost = simplex < 0  # rounding on the hull's edge: the nearest node's value
-        if lost.any():
-            out[lost] = node_values[cKDTree(unique).query(queries[lost])[1]]
-        return out
+        h, w = shape
+        self.gy, self.gx = _grid_axis(h, step), _grid_axis(w, step)
+        ty, tx = np.linspace(0, h - 1, per_side), np.linspace(0, w - 1, per_side)
+        border = np.unique(
+            np.concatenate(
+                [
+                    np.column_stack([ty, np.zeros_like(ty)]),
+                    np.column_stack([ty, np.full_like(ty, w - 1)]),
+                    np.column_stack([np.zeros_like(tx), tx]),
+                    np.column_stack([np.full_like(tx, h - 1), tx]),
+                ]
+            ),
+            axis=0,
+        )
+        k = min(4, len(points))
+        dist, idx = cKDTree(points).query(border, k=k)
+        self.idx = idx.reshape(len(border), k)
+        idw = 1.0 / np.maximum(dist.reshape(len(border), k), 1e-9) ** 2
+        self.idw = idw / idw.sum(axis=1, keepdims=True)
+        nodes, self.first = np.unique(
+            np.concatenate([points, border]), axis=0, return_index=True
+        )  # a border point on a measured pixel keeps the measurement
+        self.vertex, self.bary = _rasterise(Delaunay(nodes), self.gy, self.gx)
 
-    return evaluate
+    def grid(self, values: np.ndarray) -> np.ndarray:
+        """The interpolation of ``values`` (N, k) at the nodes, (len(gy), len(gx), k)."""
+        border_values = np.einsum("bj,bjc->bc", self.idw, values[self.idx])
+        node_values = np.concatenate([values, border_values])[self.first]
+        out = np.einsum("gi,gic->gc", self.bary, node_values[self.vertex])
+        return out.reshape(len(self.gy), len(self.gx), values.shape[1])
+
+
+def _rasterise(tri: Any, gy: np.ndarray, gx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each node of the grid gy x gx, its triangle's vertices (G, 3) and barycentric
+    weights (G, 3); a node no triangle covers (none should) takes its nearest vertex."""
+    corners = tri.points[tri.simplices]  # (S, 3, 2) as (row, col)
+    lo, hi = corners.min(axis=1), corners.max(axis=1)
+    i0, i1 = np.searchsorted(gy, lo[:, 0]), np.searchsorted(gy, hi[:, 0], side="right")
+    j0, j1 = np.searchsorted(gx, lo[:, 1]), np.searchsorted(gx, hi[:, 1], side="right")
+    ni, nj = np.maximum(i1 - i0, 0), np.maximum(j1 - j0, 0)
+    count = ni * nj
+    owner = np.repeat(np.arange(len(count)), count)
+    offset = np.arange(int(count.sum())) - np.repeat(np.cumsum(count) - count, count)
+    ii = i0[owner] + offset // np.maximum(nj[owner], 1)
+    jj = j0[owner] + offset % np.maximum(nj[owner], 1)
+    origin = corners[:, 0]
+    e1, e2 = corners[:, 1] - origin, corners[:, 2] - origin
+    det = e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0]
+    py = gy[ii] - origin[owner, 0]
+    px = gx[jj] - origin[owner, 1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        l1 = (py * e2[owner, 1] - px * e2[owner, 0]) / det[owner]
+        l2 = (px * e1[owner, 0] - py * e1[owner, 1]) / det[owner]
+    weights = np.column_stack([1.0 - l1 - l2, l1, l2])
+    inside = (weights.min(axis=1) >= -1e-9) & (np.abs(det[owner]) > 1e-12)
+    node = (ii * len(gx) + jj)[inside]
+    n_nodes = len(gy) * len(gx)
+    vertex = np.zeros((n_nodes, 3), np.int64)
+    bary = np.zeros((n_nodes, 3))
+    vertex[node] = tri.simplices[owner[inside]]
+    bary[node] = weights[inside]
+    covered = np.zeros(n_nodes, bool)
+    covered[node] = True
+    if not covered.all():
+        from scipy.spatial import cKDTree
+
+        qy, qx = np.divmod(np.flatnonzero(~covered), len(gx))
+        used = np.unique(tri.simplices)
+        nearest = used[cKDTree(tri.points[used]).query(np.column_stack([gy[qy], gx[qx]]))[1]]
+        vertex[~covered] = nearest[:, None]
+        bary[~covered] = (1.0, 0.0, 0.0)
+    return vertex, bary
 
 
 def _grid_axis(n: int, step: int) -> np.ndarray:
@@ -397,67 +453,74 @@ def _grid_axis(n: int, step: int) -> np.ndarray:
     return nodes if nodes[-1] == n - 1 else np.append(nodes, n - 1)
 
 
-def _lerp_index(n: int, nodes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """For each of n pixels, the node at or before it and the fraction to the next."""
-    x = np.arange(n)
-    i0 = np.clip(np.searchsorted(nodes, x, side="right") - 1, 0, max(len(nodes) - 2, 0))
+def _lerp(nodes: np.ndarray, coords: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each coordinate, the node at or before it and the fraction to the next one."""
     if len(nodes) == 1:
-        return i0, np.zeros(n)
-    return i0, (x - nodes[i0]) / (nodes[i0 + 1] - nodes[i0])
+        return np.zeros(len(coords), np.int64), np.zeros(len(coords))
+    i0 = np.clip(np.searchsorted(nodes, coords, side="right") - 1, 0, len(nodes) - 2)
+    return i0, (coords - nodes[i0]) / (nodes[i0 + 1] - nodes[i0])
 
 
-def _interpolate_grid(
+def _upsample(coarse: np.ndarray, gy: np.ndarray, gx: np.ndarray, shape: tuple[int, int]):
+    """Bilinear upsampling of node values (len(gy), len(gx)) to every pixel (H, W)."""
+    if len(gy) == 1 or len(gx) == 1:
+        return np.broadcast_to(coarse.mean(), shape).copy()
+    iy, fy = _lerp(gy, np.arange(shape[0]))
+    ix, fx = _lerp(gx, np.arange(shape[1]))
+    rows = coarse[iy] * (1 - fy)[:, None] + coarse[iy + 1] * fy[:, None]
+    return rows[:, ix] * (1 - fx) + rows[:, ix + 1] * fx
+
+
+def _at_points(coarse: np.ndarray, gy: np.ndarray, gx: np.ndarray, points: np.ndarray):
+    """Bilinear values of node values (len(gy), len(gx), k) at points (N, 2): (N, k)."""
+    iy, fy = _lerp(gy, points[:, 0])
+    ix, fx = _lerp(gx, points[:, 1])
+    if len(gy) == 1 or len(gx) == 1:
+        return np.broadcast_to(coarse.mean(axis=(0, 1)), (len(points), coarse.shape[2]))
+    fy, fx = fy[:, None], fx[:, None]
+    top = coarse[iy, ix] * (1 - fx) + coarse[iy, ix + 1] * fx
+    bottom = coarse[iy + 1, ix] * (1 - fx) + coarse[iy + 1, ix + 1] * fx
+    return top * (1 - fy) + bottom * fy
+
+
+def _interpolate(
     points: np.ndarray, values: np.ndarray, shape: tuple[int, int], config: CompletionConfig
 ) -> np.ndarray:
-    """The interpolation of ``values`` at ``points`` on the (H, W) grid (module step 2)."""
-    h, w = shape
-    gy, gx = _grid_axis(h, config.grid_step), _grid_axis(w, config.grid_step)
-    qy, qx = np.meshgrid(gy, gx, indexing="ij")
-    queries = np.column_stack([qy.ravel(), qx.ravel()]).astype(np.float64)
-    interpolate = _interpolator(points, shape, config.border_points)
-    coarse = interpolate(values[:, None], queries)[:, 0].reshape(len(gy), len(gx))
-    if len(gy) < 2 or len(gx) < 2:
-        return np.broadcast_to(coarse.mean(), shape).copy()
-    iy, fy = _lerp_index(h, gy)
-    ix, fx = _lerp_index(w, gx)
-    top = coarse[iy][:, ix] * (1 - fx) + coarse[iy][:, ix + 1] * fx
-    bottom = coarse[iy + 1][:, ix] * (1 - fx) + coarse[iy + 1][:, ix + 1] * fx
-    return top * (1 - fy)[:, None] + bottom * fy[:, None]
+    """The interpolation ``I`` of ``values`` at ``points`` at every pixel (module step 2)."""
+    tri = _Triangulation(points, shape, config.grid_step, config.border_points)
+    return _upsample(tri.grid(values[:, None])[..., 0], tri.gy, tri.gx, shape)
 
 
-def _cross_validated_detail(
+def _held_out(
     points: np.ndarray,
     log_z: np.ndarray,
     log_aligned: np.ndarray,
-    weight: np.ndarray,
     shape: tuple[int, int],
     config: CompletionConfig,
-) -> float:
-    """beta in [0, 1] that best predicts held-out points from the others (k folds, L1).
+) -> tuple[np.ndarray, np.ndarray]:
+    """k-fold held-out residuals of the interpolation: ``A = log z - I(log z)`` and
+    ``Q = log a - I(log a)`` at each point, ``I`` built from the other folds' points.
 
-    Held out, a point's residual is ``A - beta Q`` with ``A = log z - I(log z)`` and
-    ``Q = log a - I(log a)``, so the L1-best beta is the median of ``A / Q`` weighted by
-    ``|Q|``. The folds are a fixed function of the point count (reproducible).
+    The folds are a fixed function of the point count (reproducible).
     """
     n = len(log_z)
-    if n < config.cv_min_points:
-        return 1.0
     fold = np.random.default_rng(n).permutation(n) % config.cv_folds
-    a_parts, q_parts, w_parts = [], [], []
     both = np.column_stack([log_z, log_aligned])
+    held = np.empty_like(both)
     for f in range(config.cv_folds):
         train, test = fold != f, fold == f
-        interpolate = _interpolator(points[train], shape, config.border_points)
-        predicted = interpolate(both[train], points[test])
-        a_parts.append(log_z[test] - predicted[:, 0])
-        q_parts.append(log_aligned[test] - predicted[:, 1])
-        w_parts.append(weight[test])
-    a, q, w = np.concatenate(a_parts), np.concatenate(q_parts), np.concatenate(w_parts)
+        tri = _Triangulation(points[train], shape, config.grid_step, config.border_points)
+        held[test] = both[test] - _at_points(tri.grid(both[train]), tri.gy, tri.gx, points[test])
+    return held[:, 0], held[:, 1]
+
+
+def _detail(a: np.ndarray, q: np.ndarray, weight: np.ndarray) -> float:
+    """The beta in [0, 1] minimising sum w |A - beta Q| (a weighted median of A / Q)."""
     usable = np.abs(q) > 1e-9
     if not usable.any():
         return 1.0
     ratio = a[usable] / q[usable]
-    return float(np.clip(_weighted_median(ratio, w[usable] * np.abs(q[usable])), 0.0, 1.0))
+    return float(np.clip(_weighted_median(ratio, weight[usable] * np.abs(q[usable])), 0.0, 1.0))
 
 
 # ------------------------------------------------------------------------------ fusion
@@ -476,11 +539,13 @@ def _fuse(
     """Module step 3: IRLS with the points strong, the guide weak, mixed gradients."""
     from dpde_cli.geometry import spatial_gradients
 
+    if config.fusion is None or config.fusion.omega == 0:
+        estimate = guide.astype(np.float32)
+        estimate[rows, cols] = z
+        return estimate, None
     dtype = np.dtype(config.fusion.dtype)
     estimate = guide.astype(dtype)
     estimate[rows, cols] = z
-    if config.fusion.omega == 0:
-        return estimate.astype(np.float32), None
     mask = np.full(guide.shape, config.weak_weight, dtype)
     mask[rows, cols] = np.clip(weight, 0.0, 1.0)
     gx, gy = spatial_gradients(guide.astype(dtype))
