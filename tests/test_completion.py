@@ -102,6 +102,24 @@ def test_outliers_are_rejected() -> None:
     assert rel(out.depth, gt) < 2e-3
 
 
+def test_true_points_where_the_network_is_wrong_are_kept() -> None:
+    """The network puts the box twice as far: its points are outliers to the network's
+    shape but agree with their neighbours, so they stay and fix the box."""
+    gt = scene()
+    h, w = gt.shape
+    yy, xx = np.mgrid[0:h, 0:w] / np.array([h, w])[:, None, None]
+    box = (xx > 0.2) & (xx < 0.55) & (yy > 0.15) & (yy < 0.5)
+    depth, grads = network(np.where(box, 2.0 * gt, gt))
+    sparse = sample_sparse(gt, None, 400, seed=6)
+    out = complete_depth(depth, grads, sparse)
+    in_box = int((box & (sparse > 0)).sum())
+    assert in_box > 40 and out.points_rejected < in_box // 4
+    assert out.scale == pytest.approx(SCALE_ERROR, rel=1e-6)
+    inner = (xx > 0.3) & (xx < 0.45) & (yy > 0.25) & (yy < 0.4)  # away from the box's edges
+    assert rel(out.depth[inner], gt[inner]) < 0.01
+    assert rel(out.depth, gt) < rel(depth * out.scale, gt) / 2
+
+
 def test_scale_shift_alignment() -> None:
     gt = scene()
     depth = (gt - 0.5) / 1.3
