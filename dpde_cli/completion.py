@@ -50,7 +50,9 @@ Example:
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -58,7 +60,7 @@ import numpy as np
 from dpde_cli.errors import DpdeError, UsageError
 from dpde_cli.fusion import FusionConfig, FusionResult, irls_fuse
 from dpde_cli.scattered import Triangulation, upsample, values_at
-from dpde_cli.sparse import sparse_points
+from dpde_cli.sparse import anchor_map, parse_anchor, read_sparse_depth, sparse_points
 
 __all__ = [
     "ALIGNMENTS",
@@ -66,6 +68,7 @@ __all__ = [
     "CompletionConfig",
     "CompletionResult",
     "complete_depth",
+    "complete_from_measurements",
     "fit_alignment",
 ]
 
@@ -260,6 +263,50 @@ def complete_depth(
         completed_residual=_residual(completed[rows, cols], z),
         fusion=stats,
     )
+
+
+def complete_from_measurements(
+    depth: np.ndarray,
+    gradients: np.ndarray | None,
+    photo_size: tuple[int, int],
+    sparse_path: str | Path | None = None,
+    anchors: Sequence[str] = (),
+    depth_scale: float = 1000.0,
+    align: Align = "scale",
+    config: CompletionConfig | None = None,
+) -> CompletionResult:
+    """:func:`complete_depth` from a sparse depth file and/or ``X,Y=METRES`` anchors.
+
+    What ``predict --sparse-depth FILE --anchor X,Y=METRES --align A`` does to a
+    prediction: read the file onto the depth grid, add the anchors (which win where both
+    measure a pixel), complete.
+
+    Args:
+        depth: (H, W) network depth, metres (``Prediction.depth``).
+        gradients: (2, H, W) predicted gradients (``Prediction.gradients``) or None.
+        photo_size: (height, width) of the photo, EXIF orientation applied: the frame of
+            the anchors' pixel coordinates and of the sparse map's aspect ratio.
+        sparse_path: a sparse depth map (png16, npy, pfm, tiff; 0 or NaN = none), any
+            resolution with the photo's aspect ratio.
+        anchors: ``"X,Y=METRES"`` strings in the photo's pixels.
+        depth_scale: integer PNG units per metre.
+        align: "scale" or "scale-shift".
+        config: the method's settings.
+
+    Raises:
+        UsageError: neither a file nor an anchor, a malformed anchor or one outside the
+            photo (naming ``--anchor``), or an alignment the points cannot support.
+        InputError: a sparse map that cannot be used (naming the file).
+    """
+    if sparse_path is None and not anchors:
+        raise UsageError("completion needs --sparse-depth or at least one --anchor")
+    shape = tuple(np.shape(depth))
+    # the option's errors before the file's
+    sparse = anchor_map([parse_anchor(text) for text in anchors], photo_size, shape)
+    if sparse_path is not None:
+        measured = read_sparse_depth(sparse_path, photo_size, shape, depth_scale)
+        sparse = np.where(sparse > 0, sparse, measured)
+    return complete_depth(depth, gradients, sparse, align=align, config=config)
 
 
 # ------------------------------------------------------------------------------ alignment

@@ -12,6 +12,7 @@ from dpde_cli.completion import (
     CompletionConfig,
     CompletionResult,
     complete_depth,
+    complete_from_measurements,
     fit_alignment,
 )
 from dpde_cli.errors import DpdeError, InputError, UsageError
@@ -308,3 +309,24 @@ def test_anchor_map_rescales_and_refuses_outside() -> None:
         with pytest.raises(UsageError, match="outside the 640x480 photo"):
             anchor_map([Anchor(x, y, 1.0)], (480, 640), (240, 320))
     assert math.isclose(float(anchor_map([], (480, 640), (240, 320)).sum()), 0.0)
+
+
+def test_complete_from_measurements(tmp_path: Path) -> None:
+    gt = scene()
+    depth, grads = network(gt)
+    photo = (96, 128)  # the photo is twice the depth grid
+    out = complete_from_measurements(depth, grads, photo, anchors=[f"20,60={float(gt[30, 10])!r}"])
+    assert out.points_used == 1 and out.scale == pytest.approx(SCALE_ERROR, rel=1e-6)
+    half = np.zeros((24, 32), np.float32)
+    half[5, 5] = gt[10, 10] * 3  # an outlier the anchors outvote
+    path = write_depth(tmp_path / "lidar.npy", half)
+    anchors = [f"{2 * x},{2 * y}={float(gt[y, x])!r}" for y, x in [(30, 10), (40, 60), (2, 3)]]
+    both = complete_from_measurements(depth, grads, photo, path, anchors)
+    assert (both.points_used, both.points_rejected) == (3, 1)
+    assert both.scale == pytest.approx(SCALE_ERROR, rel=1e-6)
+    with pytest.raises(UsageError, match="--sparse-depth or at least one --anchor"):
+        complete_from_measurements(depth, grads, photo)
+    with pytest.raises(UsageError, match="--anchor 999,1=2: the pixel lies outside"):
+        complete_from_measurements(depth, grads, photo, tmp_path / "missing.png", ["999,1=2"])
+    with pytest.raises(InputError, match="no such file"):
+        complete_from_measurements(depth, grads, photo, tmp_path / "missing.png", ["9,1=2"])
