@@ -92,7 +92,8 @@ def export_format(output: Path, fmt: str | None) -> str:
     if fmt not in FORMATS:
         raise UsageError(f"unknown export format {fmt!r}; use {' or '.join(FORMATS)}")
     if suffix not in SUFFIXES[fmt]:
-        raise UsageError(f"-o {output}: a {fmt} export is named *{' or *'.join(SUFFIXES[fmt])}")
+        kind = {"onnx": "an ONNX", "torchscript": "a TorchScript"}[fmt]
+        raise UsageError(f"-o {output}: {kind} export is named *{' or *'.join(SUFFIXES[fmt])}")
     return fmt
 
 
@@ -579,6 +580,8 @@ def load_exported(
     path = Path(path)
     _check_is_file(path)
     size = path.stat().st_size
+    if size == 0:
+        raise WeightsError(f"{path}: an empty file, not an ONNX model")
     if size > MAX_FILE_BYTES:
         raise WeightsError(f"{path}: {size} bytes, over the 2 GiB an ONNX model can hold")
     try:
