@@ -124,7 +124,7 @@ def create_model(
         name: registered name (see ``list_models``).
         weights: "default" for the shipped weights, a path to a checkpoint, or None for
             an untrained model; a path to an ONNX export (.onnx) gives an OnnxModel from
-            ``dpde_cli.export.load_exported`` instead, with the same ``spec`` and ``name``.
+            ``dpde_cli.exported.load_exported`` instead, with the same ``spec`` and ``name``.
         pretrained: initialise the encoder from ImageNet (only when ``weights`` is None).
 
     Returns:
@@ -136,7 +136,7 @@ def create_model(
             checkpoint that does not fit the model.
     """
     if weights not in (None, "default"):
-        from dpde_cli.export import is_exported, load_exported
+        from dpde_cli.exported import is_exported, load_exported
 
         if is_exported(weights):  # an ONNX export, run through onnxruntime
             return load_exported(weights, model_name=name)

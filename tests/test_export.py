@@ -14,13 +14,10 @@ import pytest
 import torch
 
 from dpde_cli.errors import DpdeError, UsageError, WeightsError
-from dpde_cli.export import (
-    EXPORT_TOLERANCE,
+from dpde_cli.export import EXPORT_TOLERANCE, export_format, export_model, export_registered
+from dpde_cli.exported import (
     OnnxModel,
-    export_format,
     export_metadata,
-    export_model,
-    export_registered,
     load_exported,
     load_torchscript,
     spec_from_metadata,
@@ -84,7 +81,7 @@ def test_onnx_runs_without_torch(tiny_onnx: Path) -> None:
     code = (
         "import sys; sys.modules['torch'] = None\n"  # any import of torch now fails
         "import numpy as np\n"
-        "from dpde_cli.export import load_exported\n"
+        "from dpde_cli.exported import load_exported\n"
         f"model = load_exported({str(tiny_onnx)!r})\n"
         "out = model(np.random.rand(2, 3, 64, 96).astype(np.float32))\n"
         "print(out.depth.shape, out.gradients.shape, model.name)\n"
@@ -96,6 +93,18 @@ def test_onnx_runs_without_torch(tiny_onnx: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "(2, 1, 64, 96) (2, 2, 64, 96) dpde-tiny"
+
+
+def test_devices_without_a_provider_are_refused(tiny_onnx: Path) -> None:
+    import onnxruntime
+
+    model = load_exported(tiny_onnx)
+    assert model.to(torch.device("cpu")) is model and model.device == "cpu"
+    with pytest.raises(UsageError, match="on cpu or cuda, not mps"):
+        model.to("mps")
+    if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
+        with pytest.raises(UsageError, match="no CUDA provider; install onnxruntime-gpu"):
+            model.to(torch.device("cuda", 0))
 
 
 def test_exported_input_checked(tiny_onnx: Path) -> None:
@@ -329,7 +338,7 @@ def test_invalid_graph_is_refused(tiny_onnx: Path, tmp_path: Path) -> None:
 def test_size_limit_and_paths(tiny_onnx: Path, tmp_path: Path, monkeypatch) -> None:
     _refused(tmp_path, "a folder, not a weights file")
     _refused(tmp_path / "absent.onnx", "not found")
-    monkeypatch.setattr("dpde_cli.export.MAX_FILE_BYTES", 1000)
+    monkeypatch.setattr("dpde_cli.exported.MAX_FILE_BYTES", 1000)
     _refused(tiny_onnx, "over the 2 GiB")
 
 

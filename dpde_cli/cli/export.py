@@ -28,7 +28,7 @@ ExportOutputOption = Annotated[
 
 
 class ExportFormat(str, Enum):
-    """Export file formats (``dpde_cli.export.FORMATS``)."""
+    """Export file formats (``dpde_cli.exported.FORMATS``)."""
 
     onnx = "onnx"
     torchscript = "torchscript"

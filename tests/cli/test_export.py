@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from dpde_cli.cli import export as export_cli
 from dpde_cli.cli.app import app
-from dpde_cli.export import FORMATS
+from dpde_cli.exported import FORMATS
 
 pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
@@ -64,7 +64,7 @@ def test_predict_names_the_model_an_onnx_holds(tiny_onnx: Path, tmp_path: Path) 
 
 
 def test_torchscript_export(tiny_weights: Path, tmp_path: Path) -> None:
-    from dpde_cli.export import load_torchscript
+    from dpde_cli.exported import load_torchscript
 
     out = tmp_path / "tiny.pt"
     result = run(
