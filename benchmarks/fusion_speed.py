@@ -38,8 +38,13 @@ import scipy
 import scipy.sparse as sp
 from scipy.ndimage import gaussian_filter
 
-from dpde_cli import fusion
-from dpde_cli.fusion import FusionConfig, fusion_objective, irls_fuse, reference_irls_fuse
+from dpde_cli.fusion import (
+    FusionConfig,
+    fusion_objective,
+    irls_fuse,
+    numpy_irls,
+    reference_irls_fuse,
+)
 from dpde_cli.geometry import spatial_gradients
 
 EXACT = FusionConfig(dtype="float64", tol=1e-10, cg_tol=1e-6, cg_max_iters=100)
@@ -276,7 +281,7 @@ def _fmt(value: float, spec: str) -> str:
 
 
 def system_matrix(s: Any) -> sp.csr_matrix:
-    """The IRLS matrix of a fusion._NumpyIrls state as scipy.sparse CSR (n, n)."""
+    """The IRLS matrix of a numpy_irls._NumpyIrls state as scipy.sparse CSR (n, n)."""
     n, w = s.wd.size, s.w
     diag = s.wd.astype(np.float64).copy()
     diag[:-1] += s.wx
@@ -316,10 +321,10 @@ def pcg_count(
 ) -> int:
     """CG iterations to cut the residual norm by ``reduce`` from the warm start x.
 
-    Dot products go through fusion._dot (einsum), as in the solver: threaded BLAS dot
+    Dot products go through numpy_irls._dot (einsum), as in the solver: threaded BLAS dot
     products are erratic on a busy 2-core machine.
     """
-    dot = fusion._dot
+    dot = numpy_irls._dot
     r = b - a @ x
     stop = reduce**2 * dot(r, r)
     z = prec(r)
@@ -342,16 +347,16 @@ def irls_states(inputs: dict[str, np.ndarray], steps: int) -> list[tuple[Any, np
 
     float64, exact solves from the solver's first iterate, no line search.
     """
-    est, m, gx, gy = fusion._prepare_numpy(
+    est, m, gx, gy = numpy_irls._prepare_numpy(
         inputs["depth"], inputs["grad_x"], inputs["grad_y"], None, np.dtype(np.float64)
     )
-    first = fusion._NumpyIrls(est, m, gx, gy, EXACT)
+    first = numpy_irls._NumpyIrls(est, m, gx, gy, EXACT)
     first.set_weights(None)
     d = est.ravel().copy()
     first.pcg(d, first.rhs(np.empty_like(d)))
     out = []
     for _ in range(steps):
-        s = fusion._NumpyIrls(est, m, gx, gy, EXACT)
+        s = numpy_irls._NumpyIrls(est, m, gx, gy, EXACT)
         s.evaluate(d, s.phi_cur)
         s.set_weights(s.phi_cur)
         out.append((s, d.copy()))
@@ -406,7 +411,7 @@ def _dct_builder(s: Any, a: sp.csr_matrix) -> Callable:
 @contextlib.contextmanager
 def sparse_preconditioner_in_solver(build: Callable) -> Iterator[None]:
     """Make irls_fuse's numpy path use ``build(A) -> (r -> z)`` as its preconditioner."""
-    original = fusion._NumpyIrls
+    original = numpy_irls._NumpyIrls
 
     class Patched(original):  # type: ignore[misc, valid-type]
         def _set_preconditioner(self) -> None:
@@ -414,11 +419,11 @@ def sparse_preconditioner_in_solver(build: Callable) -> Iterator[None]:
             apply = build(system_matrix(self))
             self.prec = lambda r: apply(r.astype(np.float64)).astype(dt)
 
-    fusion._NumpyIrls = Patched
+    numpy_irls._NumpyIrls = Patched
     try:
         yield
     finally:
-        fusion._NumpyIrls = original
+        numpy_irls._NumpyIrls = original
 
 
 def end_to_end_study(inputs: dict[str, np.ndarray], repeats: int) -> None:

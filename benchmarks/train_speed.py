@@ -1,6 +1,6 @@
 """Training speed: images/s of a full train step for each model, and what an epoch costs.
 
-For each model, the two stages of `dpde train` are timed as `dpde_cli.train` runs them:
+For each model, the two stages of `dpde train` are timed as `dpde_cli.training` runs them:
 stage 1 (encoder + decoder forward, BerHu + FSIM, backward, SGD step) and stage 2 (gradient
 network, log-L1, backward, SGD step), at the training size (default 240 x 320, NYUv2's),
 mixed precision and channels-last on CUDA (as `--amp`, `--channels-last`), fp32 on the CPU.

@@ -199,7 +199,7 @@ def _evaluate_batch(
     import torch
 
     start = time.perf_counter()
-    out = predictor.predict_tensor(batch["image"], flip=protocol.flip_tta)
+    out = predictor.predict_tensor(batch["image"], flip=protocol.flip_tta, focal=batch["focal"])
     if predictor.device.type == "cuda":
         torch.cuda.synchronize()
     seconds = time.perf_counter() - start
@@ -264,20 +264,27 @@ def _batches(
                 failed.append(sample[FAILED])
                 continue
             if group and sample["image"].shape != group[0]["image"].shape:
-                yield _stack(group, torch)
+                yield stack_samples(group, torch)
                 group = []
             group.append(sample)
-        yield _stack(group, torch) if group else None
+        yield stack_samples(group, torch) if group else None
 
 
-def _stack(samples: list[dict[str, Any]], torch: Any) -> dict[str, Any]:
+def stack_samples(samples: list[dict[str, Any]], torch: Any) -> dict[str, Any]:
     """Collate samples of one size: tensors stacked, names listed."""
     return {
         "image": torch.stack([s["image"] for s in samples]),
         "depth": torch.stack([s["depth"] for s in samples]),
         "valid": torch.stack([s["valid"] for s in samples]),
+        "focal": [_focal(s) for s in samples],
         "name": [str(s["name"]) for s in samples],
     }
+
+
+def _focal(sample: dict[str, Any]) -> float:
+    """A sample's fx in pixels, NaN where the dataset does not know its camera."""
+    intrinsics = sample.get("intrinsics")
+    return float("nan") if intrinsics is None else float(intrinsics[0])
 
 
 def _save(directory: Path, names: list[str], depth: torch.Tensor) -> None:

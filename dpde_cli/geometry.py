@@ -369,7 +369,7 @@ def resolve_intrinsics(
     if found is None and fov is not None:
         found = Intrinsics.from_fov(fov, width, height), "fov"
     if found is None:
-        found = _default_for(width, height), "default"
+        found = default_intrinsics(width, height), "default"
     intrinsics, source = found
     if cx is not None or cy is not None:
         intrinsics = replace(
@@ -381,7 +381,7 @@ def resolve_intrinsics(
     return intrinsics, source
 
 
-def _default_for(width: int, height: int) -> Intrinsics:
+def default_intrinsics(width: int, height: int) -> Intrinsics:
     """The NYUv2 Kinect camera for an image of (width, height).
 
     Of the same aspect ratio (4:3): exactly rescaled. Otherwise the Kinect's field of view

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -143,12 +143,47 @@ class Predictor:
         """The size this model runs at for an image of (H, W)."""
         return inference_size(self.spec.input_size, image_size)
 
-    def run_network(self, batch: torch.Tensor, flip: bool = False) -> tuple[torch.Tensor, ...]:
+    def camera_scale(
+        self, focal: Sequence[float] | None, full: tuple[int, int], net: tuple[int, int]
+    ) -> torch.Tensor | None:
+        """Per image, the factor that turns the network's depth into metres for its camera.
+
+        A model with a ``canonical_focal`` predicts the depth a camera of that focal length
+        (pixels at the network's grid) would see; a photo taken with focal length f (pixels
+        at the network's grid) is then f / canonical_focal times as far. None for a model
+        without one (its output is taken as metres whatever the camera).
+
+        Args:
+            focal: per image, fx in pixels of the full-resolution image (NaN or None: the
+                default camera, ``dpde_cli.geometry.default_intrinsics``).
+            full: (H, W) of the images.
+            net: (h, w) the network runs at.
+
+        Returns:
+            (B, 1, 1, 1) float32 on the device, or None.
+        """
+        canonical = getattr(self.spec, "canonical_focal", None)
+        if canonical is None:
+            return None
+        import torch
+
+        from dpde_cli.geometry import default_intrinsics
+
+        default = default_intrinsics(full[1], full[0]).fx
+        values = [default if f is None or not math.isfinite(f) else float(f) for f in focal]
+        scale = torch.tensor(values, dtype=torch.float32) * (net[1] / full[1]) / canonical
+        return scale.view(-1, 1, 1, 1).to(self.device)
+
+    def run_network(
+        self, batch: torch.Tensor, flip: bool = False, scale: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, ...]:
         """Depth and gradients at the batch's own size.
 
         Args:
             batch: (B, 3, h, w) RGB in [0, 1] on the device.
             flip: average the depth with that of the mirrored image (test-time augmentation).
+            scale: (B, 1, 1, 1) camera factors (``camera_scale``) applied to depth and
+                gradients before the depth is clipped, or None.
 
         Returns:
             depth (B, 1, h, w) metres clipped to the model's depth range, and gradients
@@ -163,8 +198,11 @@ class Predictor:
             depth = out.depth
             if flip:
                 depth = 0.5 * (depth + self.model(batch.flip(-1)).depth.flip(-1))
+        depth, gradients = depth.float(), out.gradients.float()
+        if scale is not None:
+            depth, gradients = depth * scale, gradients * scale
         low, high = self.spec.depth_range
-        return depth.float().clamp_(low, high), out.gradients.float()
+        return depth.clamp_(low, high), gradients
 
     def fuse(self, depth: torch.Tensor, gradients: torch.Tensor) -> tuple[torch.Tensor, list]:
         """IRLS fusion of (B, 1, h, w) depth with (B, 2, h, w) gradients; returns stats too."""
@@ -182,19 +220,26 @@ class Predictor:
 
         return torch.from_numpy(np.stack(fused)[:, None]).to(depth), stats
 
-    def predict_tensor(self, batch: torch.Tensor, flip: bool = False) -> BatchPrediction:
+    def predict_tensor(
+        self, batch: torch.Tensor, flip: bool = False, focal: Sequence[float] | None = None
+    ) -> BatchPrediction:
         """Predict depth for a batch at its own (full) resolution.
 
         Args:
             batch: (B, 3, H, W) RGB in [0, 1], any device.
             flip: test-time augmentation: average the global depth with the mirrored image's.
+            focal: per image, fx in pixels at (H, W), for models whose depth follows the
+                camera (``camera_scale``); None or NaN: the default camera.
 
         Returns:
             A BatchPrediction at (H, W), on the predictor's device.
         """
         full = tuple(batch.shape[-2:])
         net = self.network_size(full)
-        depth, gradients = self.run_network(resize(batch.to(self.device), net), flip=flip)
+        scale = self.camera_scale([None] * batch.shape[0] if focal is None else focal, full, net)
+        depth, gradients = self.run_network(
+            resize(batch.to(self.device), net), flip=flip, scale=scale
+        )
         if self.fusion is not None:
             fused, stats = self.fuse(depth, gradients)
         else:
@@ -207,28 +252,38 @@ class Predictor:
             fusion=stats,
         )
 
-    def predict_gradients(self, image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    def predict_gradients(
+        self, image: np.ndarray, size: tuple[int, int], focal: float | None = None
+    ) -> np.ndarray:
         """The gradient network's (G_x, G_y) for a photo, resampled to another grid.
 
         Args:
             image: (H, W, 3) uint8 photo.
             size: (h, w) of the depth map the gradients are for (same aspect ratio).
+            focal: fx of the photo in its pixels (see ``predict_tensor``), or None.
 
         Returns:
             (2, h, w) float32, metres per pixel of that grid.
         """
         batch = to_tensor(image).to(self.device)
-        _, gradients = self.run_network(resize(batch, self.network_size(image.shape[:2])))
+        full = tuple(image.shape[:2])
+        net = self.network_size(full)
+        scale = self.camera_scale([focal], full, net)
+        _, gradients = self.run_network(resize(batch, net), scale=scale)
         return resize_gradients(gradients, size)[0].cpu().numpy()
 
-    def predict(self, images: list[np.ndarray]) -> list[Prediction]:
-        """Predict depth for images of one size: (H, W, 3) uint8 each."""
+    def predict(
+        self, images: list[np.ndarray], focals: Sequence[float | None] | None = None
+    ) -> list[Prediction]:
+        """Predict depth for images of one size: (H, W, 3) uint8 each.
+
+        ``focals``: per image, fx in its pixels (see ``predict_tensor``), or None."""
         import torch
 
         start = time.perf_counter()
         if len({im.shape[:2] for im in images}) != 1:
             raise ValueError("predict() takes images of one size; group them first")
-        out = self.predict_tensor(torch.cat([to_tensor(im) for im in images]))
+        out = self.predict_tensor(torch.cat([to_tensor(im) for im in images]), focal=focals)
         fused = out.depth.cpu().numpy()[:, 0]
         unfused = out.depth_unfused.cpu().numpy()[:, 0]
         gradients = out.gradients.cpu().numpy()

@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import fnmatch
 import hashlib
-import json
 import math
 import os
 from collections.abc import Callable, Mapping
@@ -31,10 +30,6 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 WEIGHTS_DIR = Path(
     os.environ.get("DPDE_WEIGHTS_DIR", Path(__file__).resolve().parents[1] / "weights")
 )
-WEIGHTS_INDEX = "weights.json"
-"""The index `dpde train` writes in its run folder: model, input size, best and last files."""
-RUN_CONFIG = "config.json"
-"""The settings `dpde train` writes in its run folder (model and input size among them)."""
 
 
 @dataclass(frozen=True)
@@ -52,6 +47,11 @@ class WeightsSpec:
         metrics: measured metrics, name -> value, with the protocol in ``metrics_protocol``.
         metrics_protocol: how the metrics were measured.
         licence: licence of the weights.
+        canonical_focal: the focal length (pixels at ``input_size``) the depth output refers
+            to: the network predicts the depth a camera of that focal length would see, and a
+            photo's depth is that times f / canonical_focal, with f the photo's focal length
+            at the network's grid (``Predictor.camera_scale``). None: the output is taken as
+            metres whatever the camera.
     """
 
     file: str | None
@@ -65,6 +65,7 @@ class WeightsSpec:
     metrics: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
     metrics_protocol: str = ""
     licence: str = "Apache-2.0"
+    canonical_focal: float | None = None
 
     @property
     def path(self) -> Path | None:
@@ -170,9 +171,11 @@ def run_spec(
 
     The run's facts ("model", "input_size", "dataset", "val_depth_max") are those the file
     carries (``facts``, from ``read_weights``), else, for a file in a run's ``weights/`` or
-    ``checkpoints/`` folder, the run's ``config.json`` and ``weights.json``. Without them,
-    or from a run of another model, ``spec`` itself."""
-    facts = facts or _run_folder_facts(path)
+    ``checkpoints/`` folder, the run folder's (``training.run_folder.facts_beside``).
+    Without them, or from a run of another model, ``spec`` itself."""
+    from dpde_cli.training.run_folder import facts_beside
+
+    facts = facts or facts_beside(path)
     if facts.get("model") != name:
         return spec
     size = facts.get("input_size")
@@ -182,6 +185,12 @@ def run_spec(
         except (UsageError, ValueError):
             raise WeightsError(f"{path}: records an unusable input size {size}") from None
         spec = dataclasses.replace(spec, input_size=size)
+    focal = facts.get("canonical_focal")  # a run without one predicts metres, whatever camera
+    if focal is not None and (
+        isinstance(focal, bool) or not isinstance(focal, (int, float)) or not 0 < focal < math.inf
+    ):
+        raise WeightsError(f"{path}: records an unusable canonical focal length {focal!r}")
+    spec = dataclasses.replace(spec, canonical_focal=None if focal is None else float(focal))
     far = facts.get("val_depth_max")
     if not isinstance(far, (int, float)) or not far > 0:
         from dpde_cli.metrics import default_protocol
@@ -195,7 +204,7 @@ def run_spec(
     return spec
 
 
-RUN_FACTS = ("model", "input_size", "dataset", "val_depth_max")
+RUN_FACTS = ("model", "input_size", "dataset", "val_depth_max", "canonical_focal")
 """What a weights file from `dpde train` says of the run that made it (see ``run_spec``)."""
 
 
@@ -207,24 +216,6 @@ def run_facts(*sources: object) -> dict[str, Any]:
         if isinstance(source, dict):
             found.update(source)
     return {key: found[key] for key in RUN_FACTS if key in found}
-
-
-def _run_folder_facts(path: Path) -> dict[str, Any]:
-    """The run facts of a file in a run's ``weights/`` or ``checkpoints/`` folder, read from
-    the run's ``config.json`` and ``weights.json`` ({} elsewhere)."""
-    if path.parent.name not in ("weights", "checkpoints"):
-        return {}
-    run = path.parent.parent
-    return run_facts(_json_dict(run / RUN_CONFIG), _json_dict(run / WEIGHTS_INDEX))
-
-
-def _json_dict(path: Path) -> dict[str, Any]:
-    """A JSON object from a file, or {} where there is none (missing, unreadable, a list)."""
-    try:
-        value = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return value if isinstance(value, dict) else {}
 
 
 def check_input_size(size: tuple[int, int] | list[int]) -> tuple[int, int]:
@@ -286,17 +277,10 @@ def read_weights(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     `dpde train` exports {"model": state dict, "run": facts}; its checkpoints hold the run's
     "config" and "weights_index", where the same facts are found.
     """
-    import torch
+    from dpde_cli.training.checkpoint import load_untrusted
 
     _check_is_file(path)
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # pickle errors, truncated zip, refused globals
-        reason = f"{type(exc).__name__}: {exc}".splitlines()[0]  # "101" alone says nothing
-        if "weights_only" in str(exc):  # torch's advice to load unsafely is not ours to give
-            cause = str(exc).rsplit("WeightsUnpickler error:", 1)[-1].strip().splitlines()[0]
-            reason = f"only tensors are loaded: {cause}"
-        raise WeightsError(f"{path}: not a PyTorch weights file ({reason})") from exc
+    state = load_untrusted(path, "PyTorch weights file")
     facts: dict[str, Any] = {}
     if isinstance(state, dict) and isinstance(state.get("model"), dict):
         # an export's "run", else a training checkpoint's "config" and "weights_index"

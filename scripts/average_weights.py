@@ -27,7 +27,7 @@ def main(
     half: Annotated[bool, typer.Option(help="Store float16.")] = False,
 ) -> None:
     """Average the floating-point tensors of the files uniformly."""
-    from dpde_cli.train import average_weights
+    from dpde_cli.training.weights import average_weights
 
     path, digest = average_weights(files, out, model, half=half)
     typer.echo(f"{path}\tsha256:{digest}")

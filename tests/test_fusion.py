@@ -7,7 +7,6 @@ import dataclasses
 import numpy as np
 import pytest
 
-from dpde_cli import fusion
 from dpde_cli.errors import DpdeError, UsageError
 from dpde_cli.fusion import (
     FusionConfig,
@@ -15,6 +14,7 @@ from dpde_cli.fusion import (
     fusion_objective,
     irls_fuse,
     reference_irls_fuse,
+    torch_irls,
 )
 from dpde_cli.geometry import spatial_gradients
 
@@ -235,7 +235,7 @@ def test_torch_matrix_dct_matches_fft_dct(monkeypatch: pytest.MonkeyPatch) -> No
     args = [torch.as_tensor(a)[None, None] for a in (est, gx, gy)]
     cfg = FusionConfig(dtype="float64")
     fft = irls_fuse(*args, config=cfg)
-    monkeypatch.setattr(fusion, "_SCIPY_DCT_ON_CPU", False)
+    monkeypatch.setattr(torch_irls, "_SCIPY_DCT_ON_CPU", False)
     mat = irls_fuse(*args, config=cfg)
     torch.testing.assert_close(mat.depth, fft.depth, atol=1e-10, rtol=0)
     assert (mat.irls_iters, mat.cg_iters) == (fft.irls_iters, fft.cg_iters)

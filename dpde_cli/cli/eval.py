@@ -113,7 +113,11 @@ def eval_command(
     flip_tta: Annotated[bool, typer.Option(help="Horizontal-flip test-time augmentation.")] = False,
     metrics: Annotated[
         list[str] | None,
-        typer.Option("--metric", metavar="<name>", help="Add ssim and/or gsm (repeatable)."),
+        typer.Option(
+            "--metric",
+            metavar="<name>",
+            help="Add ssim, gsm and/or edges (depth-boundary F1); repeatable.",
+        ),
     ] = None,
     constant_baseline: Annotated[
         float | None,

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import shlex
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
@@ -15,6 +16,7 @@ import typer
 
 from dpde_cli.cli.common import (
     DeviceOption,
+    GlobalOptions,
     ModelOption,
     QuietOption,
     err_console,
@@ -25,203 +27,233 @@ from dpde_cli.cli.common import (
     show_progress,
 )
 from dpde_cli.errors import UsageError
+from dpde_cli.training.config import (
+    APPEARANCES,
+    OPTIMIZERS,
+    RESUME_OVERRIDES,
+    SCHEDULES,
+    STAGE_CHOICES,
+    TRAIN_DATASETS,
+    TrainConfig,
+    defaults,
+)
 
 
-class Stage(str, Enum):
-    """Training stages."""
-
-    global_ = "global"
-    gradient = "gradient"
-    all = "all"
+def _choices(name: str, values: Iterable[str]) -> Any:
+    """A str Enum of the library's closed choices, for typer."""
+    return Enum(name, [(value, value) for value in values], type=str)
 
 
-class Dataset(str, Enum):
-    """Datasets that can be trained on."""
+Stage = _choices("Stage", STAGE_CHOICES)
+Dataset = _choices("Dataset", TRAIN_DATASETS)
+Schedule = _choices("Schedule", SCHEDULES)
+Appearance = _choices("Appearance", APPEARANCES)
+Optimizer = _choices("Optimizer", OPTIMIZERS)
+DEFAULT = defaults()
+"""TrainConfig's defaults: the options' own."""
 
-    nyuv2 = "nyuv2"
-    make3d = "make3d"
-    folder = "folder"
-    synthetic = "synthetic"
+# ------------------------------------------------------------------ the options
 
-
-class Schedule(str, Enum):
-    """Learning-rate schedules."""
-
-    paper = "paper"
-    constant = "constant"
-
-
-class Appearance(str, Enum):
-    """Photometric augmentation levels."""
-
-    standard = "standard"
-    strong = "strong"
-
-
-class Optimizer(str, Enum):
-    """Optimisers."""
-
-    sgd = "sgd"
-    adamw = "adamw"
-
-
-# CLI parameter name -> TrainConfig field, for the options `--resume` may change.
-_RESUME_OPTIONS = {
-    "epochs": "epochs",
-    "max_steps": "max_steps",
-    "workers": "workers",
-    "device": "device",
-    "checkpoint_every": "checkpoint_every",
-    "log_every": "log_every",
-}
+DatasetOpt = Annotated[
+    Dataset, typer.Option("--dataset", case_sensitive=False, help="Training data.")
+]
+DataDirOpt = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--data-dir",
+        metavar="<dir>",
+        help="The dataset's folder (not for synthetic); repeat it to train on several "
+        "folders as one set, or give DIR:WEIGHT to sample each folder by its weight "
+        "(a mix: a folder's share does not grow with its number of frames).",
+    ),
+]
+MixOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--mix",
+        metavar="<file.json>",
+        help='A training mix: {"sources": [{"dataset", "data_dir", "weight", "options", '
+        '"appearance"}, ...]} (instead of --dataset/--data-dir).',
+    ),
+]
+EpochSizeOpt = Annotated[
+    int | None,
+    typer.Option("--epoch-size", min=1, help="Samples drawn per epoch from a mix."),
+]
+ZoomOpt = Annotated[
+    tuple[float, float],
+    typer.Option(
+        "--zoom-range",
+        metavar="<low high>",
+        help="Range of the random zoom of the augmentation (>= 1); with "
+        "--canonical-camera a zoom is a longer lens.",
+    ),
+]
+CanonicalOpt = Annotated[
+    bool,
+    typer.Option(
+        "--canonical-camera/--no-canonical-camera",
+        help="Train on depth as the Kinect's focal length would see each frame (from its "
+        "intrinsics); predictions then follow the photo's focal length.",
+    ),
+]
+StageOpt = Annotated[
+    Stage,
+    typer.Option(
+        "--stage",
+        case_sensitive=False,
+        help="global (encoder+decoder, BerHu+FSIM), gradient (gradient net, log-L1) "
+        "or all (both in turn).",
+    ),
+]
+EpochsOpt = Annotated[int, typer.Option("--epochs", min=1, help="Epochs per stage.")]
+MaxStepsOpt = Annotated[
+    int | None, typer.Option("--max-steps", min=1, help="Stop each stage after N steps.")
+]
+BatchOpt = Annotated[
+    int, typer.Option("--batch-size", "-b", min=1, help="Images per step and GPU.")
+]
+LrOpt = Annotated[float, typer.Option("--lr", help="Initial learning rate.")]
+OptimizerOpt = Annotated[
+    Optimizer, typer.Option(case_sensitive=False, help="sgd (the paper's) or adamw.")
+]
+MomentumOpt = Annotated[float, typer.Option(help="SGD momentum.")]
+DecayOpt = Annotated[float, typer.Option(help="Weight decay (L2 for sgd, decoupled for adamw).")]
+ScheduleOpt = Annotated[
+    Schedule,
+    typer.Option(
+        case_sensitive=False,
+        help="paper: lr x1, x0.5, x0.1 over thirds of the epochs; constant.",
+    ),
+]
+BerhuOpt = Annotated[float, typer.Option(help="Weight of the BerHu loss.")]
+FsimOpt = Annotated[float, typer.Option(help="Weight of the FSIM term.")]
+SilogOpt = Annotated[
+    float, typer.Option(help="Weight of a scale-invariant log loss (not in the paper).")
+]
+EncoderLrOpt = Annotated[
+    float, typer.Option(help="Encoder lr as a multiple of --lr in stage 1; 0 freezes it.")
+]
+InputSizeOpt = Annotated[
+    tuple[int, int] | None,
+    typer.Option(
+        "--input-size",
+        metavar="<h w>",
+        help="Height and width to train at, multiples of 8 (default: model's).",
+    ),
+]
+AugmentOpt = Annotated[
+    bool, typer.Option("--augment/--no-augment", help="Scale, rotate, crop, flip, jitter.")
+]
+AppearanceOpt = Annotated[
+    Appearance,
+    typer.Option(
+        help="Photometric augmentation; strong adds colour casts, greyscale, blur, noise, "
+        "JPEG (for rendered data)."
+    ),
+]
+ValFractionOpt = Annotated[
+    float, typer.Option("--val-fraction", help="Share of training images held out.")
+]
+ValSplitOpt = Annotated[
+    str | None, typer.Option("--val-split", help="Validate on this split instead.")
+]
+SyntheticSizeOpt = Annotated[
+    int, typer.Option("--synthetic-size", min=1, help="Scenes in the synthetic set.")
+]
+DatasetOptionOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--dataset-option",
+        metavar="<key=value>",
+        help="KEY=VALUE passed to the dataset (repeatable), e.g. gt=raw.",
+    ),
+]
+OutOpt = Annotated[Path, typer.Option("--out", "-o", help="Run folder.")]
+ResumeOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--resume",
+        help="Continue the run in this folder from its last checkpoint (its saved "
+        "config is used; only --epochs, --max-steps, --workers, --device, "
+        "--checkpoint-every and --log-every may change).",
+    ),
+]
+SeedOpt = Annotated[int, typer.Option(help="Seed of init, order, augmentation.")]
+WorkersOpt = Annotated[
+    int | None,
+    typer.Option("--workers", "-j", min=0, help="Loader workers (default: min(4, CPUs))."),
+]
+PretrainedOpt = Annotated[
+    bool, typer.Option("--pretrained/--no-pretrained", help="ImageNet-initialised encoder.")
+]
+InitWeightsOpt = Annotated[
+    Path | None, typer.Option("--init-weights", help="Weights or checkpoint to start from.")
+]
+AmpOpt = Annotated[bool, typer.Option("--amp/--no-amp", help="Mixed precision (CUDA only).")]
+ChannelsLastOpt = Annotated[
+    bool, typer.Option("--channels-last/--no-channels-last", help="CUDA only.")
+]
+DeterministicOpt = Annotated[
+    bool,
+    typer.Option("--deterministic/--no-deterministic", help="Deterministic algorithms on the CPU."),
+]
+CheckpointEveryOpt = Annotated[
+    int | None, typer.Option("--checkpoint-every", min=1, help="Also checkpoint every N steps.")
+]
+LogEveryOpt = Annotated[int, typer.Option("--log-every", min=1, help="Log every N steps.")]
+HalfOpt = Annotated[bool, typer.Option("--export-half", help="Export the weights as float16.")]
+ClipOpt = Annotated[float | None, typer.Option("--clip-grad-norm", help="Clip the gradient norm.")]
+SyncBnOpt = Annotated[bool, typer.Option("--sync-bn", help="SyncBatchNorm across GPUs (torchrun).")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="The weights index as JSON on stdout.")]
 
 
 @handle_errors
 def train(
     ctx: typer.Context,
-    dataset: Annotated[
-        Dataset, typer.Option("--dataset", case_sensitive=False, help="Training data.")
-    ] = Dataset.nyuv2,
-    data_dir: Annotated[
-        list[Path] | None,
-        typer.Option(
-            "--data-dir",
-            metavar="<dir>",
-            help="The dataset's folder (not for synthetic); repeat it to train on several "
-            "folders as one set.",
-        ),
-    ] = None,
-    model: ModelOption = "dpde-r50",
-    stage: Annotated[
-        Stage,
-        typer.Option(
-            "--stage",
-            case_sensitive=False,
-            help="global (encoder+decoder, BerHu+FSIM), gradient (gradient net, log-L1) "
-            "or all (both in turn).",
-        ),
-    ] = Stage.all,
-    epochs: Annotated[int, typer.Option("--epochs", min=1, help="Epochs per stage.")] = 30,
-    max_steps: Annotated[
-        int | None, typer.Option("--max-steps", min=1, help="Stop each stage after N steps.")
-    ] = None,
-    batch_size: Annotated[
-        int, typer.Option("--batch-size", "-b", min=1, help="Images per step and GPU.")
-    ] = 8,
-    lr: Annotated[float, typer.Option("--lr", help="Initial learning rate.")] = 1e-2,
-    optimizer: Annotated[
-        Optimizer,
-        typer.Option(case_sensitive=False, help="sgd (the paper's) or adamw."),
-    ] = Optimizer.sgd,
-    momentum: Annotated[float, typer.Option(help="SGD momentum.")] = 0.9,
-    weight_decay: Annotated[
-        float, typer.Option(help="Weight decay (L2 for sgd, decoupled for adamw).")
-    ] = 1e-4,
-    schedule: Annotated[
-        Schedule,
-        typer.Option(
-            case_sensitive=False,
-            help="paper: lr x1, x0.5, x0.1 over thirds of the epochs; constant.",
-        ),
-    ] = Schedule.paper,
-    lambda_berhu: Annotated[float, typer.Option(help="Weight of the BerHu loss.")] = 1.0,
-    lambda_fsim: Annotated[float, typer.Option(help="Weight of the FSIM term.")] = 1.0,
-    lambda_silog: Annotated[
-        float,
-        typer.Option(help="Weight of a scale-invariant log loss (not in the paper)."),
-    ] = 0.0,
-    encoder_lr_scale: Annotated[
-        float,
-        typer.Option(help="Encoder lr as a multiple of --lr in stage 1; 0 freezes it."),
-    ] = 1.0,
-    input_size: Annotated[
-        tuple[int, int] | None,
-        typer.Option(
-            "--input-size",
-            metavar="<h w>",
-            help="Height and width to train at, multiples of 8 (default: model's).",
-        ),
-    ] = None,
-    augment: Annotated[
-        bool, typer.Option("--augment/--no-augment", help="Scale, rotate, crop, flip, jitter.")
-    ] = True,
-    appearance: Annotated[
-        Appearance,
-        typer.Option(
-            help="Photometric augmentation; strong adds colour casts, greyscale, blur, noise, "
-            "JPEG (for rendered data)."
-        ),
-    ] = Appearance.standard,
-    val_fraction: Annotated[
-        float, typer.Option("--val-fraction", help="Share of training images held out.")
-    ] = 0.05,
-    val_split: Annotated[
-        str | None, typer.Option("--val-split", help="Validate on this split instead.")
-    ] = None,
-    synthetic_size: Annotated[
-        int, typer.Option("--synthetic-size", min=1, help="Scenes in the synthetic set.")
-    ] = 1000,
-    dataset_option: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--dataset-option",
-            metavar="<key=value>",
-            help="KEY=VALUE passed to the dataset (repeatable), e.g. gt=raw.",
-        ),
-    ] = None,
-    out: Annotated[Path, typer.Option("--out", "-o", help="Run folder.")] = Path("runs/train"),
-    resume_dir: Annotated[
-        Path | None,
-        typer.Option(
-            "--resume",
-            help="Continue the run in this folder from its last checkpoint (its saved "
-            "config is used; only --epochs, --max-steps, --workers, --device, "
-            "--checkpoint-every and --log-every may change).",
-        ),
-    ] = None,
+    dataset: DatasetOpt = DEFAULT["dataset"],
+    data_dir: DataDirOpt = None,
+    mix: MixOpt = None,
+    epoch_size: EpochSizeOpt = DEFAULT["epoch_size"],
+    canonical_camera: CanonicalOpt = DEFAULT["canonical_camera"],
+    zoom_range: ZoomOpt = DEFAULT["zoom_range"],
+    model: ModelOption = DEFAULT["model"],
+    stage: StageOpt = DEFAULT["stage"],
+    epochs: EpochsOpt = DEFAULT["epochs"],
+    max_steps: MaxStepsOpt = DEFAULT["max_steps"],
+    batch_size: BatchOpt = DEFAULT["batch_size"],
+    lr: LrOpt = DEFAULT["lr"],
+    optimizer: OptimizerOpt = DEFAULT["optimizer"],
+    momentum: MomentumOpt = DEFAULT["momentum"],
+    weight_decay: DecayOpt = DEFAULT["weight_decay"],
+    schedule: ScheduleOpt = DEFAULT["schedule"],
+    lambda_berhu: BerhuOpt = DEFAULT["lambda_berhu"],
+    lambda_fsim: FsimOpt = DEFAULT["lambda_fsim"],
+    lambda_silog: SilogOpt = DEFAULT["lambda_silog"],
+    encoder_lr_scale: EncoderLrOpt = DEFAULT["encoder_lr_scale"],
+    input_size: InputSizeOpt = DEFAULT["input_size"],
+    augment: AugmentOpt = DEFAULT["augment"],
+    appearance: AppearanceOpt = DEFAULT["appearance"],
+    val_fraction: ValFractionOpt = DEFAULT["val_fraction"],
+    val_split: ValSplitOpt = DEFAULT["val_split"],
+    synthetic_size: SyntheticSizeOpt = DEFAULT["synthetic_size"],
+    dataset_option: DatasetOptionOpt = None,
+    out: OutOpt = Path(DEFAULT["out"]),
+    resume_dir: ResumeOpt = None,
     device: DeviceOption = None,
-    seed: Annotated[int, typer.Option(help="Seed of init, order, augmentation.")] = 0,
-    workers: Annotated[
-        int | None,
-        typer.Option("--workers", "-j", min=0, help="Loader workers (default: min(4, CPUs))."),
-    ] = None,
-    pretrained: Annotated[
-        bool,
-        typer.Option("--pretrained/--no-pretrained", help="ImageNet-initialised encoder."),
-    ] = True,
-    init_weights: Annotated[
-        Path | None,
-        typer.Option("--init-weights", help="Weights or checkpoint to start from."),
-    ] = None,
-    amp: Annotated[
-        bool, typer.Option("--amp/--no-amp", help="Mixed precision (CUDA only).")
-    ] = True,
-    channels_last: Annotated[
-        bool, typer.Option("--channels-last/--no-channels-last", help="CUDA only.")
-    ] = True,
-    deterministic: Annotated[
-        bool,
-        typer.Option(
-            "--deterministic/--no-deterministic", help="Deterministic algorithms on the CPU."
-        ),
-    ] = True,
-    checkpoint_every: Annotated[
-        int | None,
-        typer.Option("--checkpoint-every", min=1, help="Also checkpoint every N steps."),
-    ] = None,
-    log_every: Annotated[int, typer.Option("--log-every", min=1, help="Log every N steps.")] = 10,
-    export_half: Annotated[
-        bool, typer.Option("--export-half", help="Export the weights as float16.")
-    ] = False,
-    clip_grad_norm: Annotated[
-        float | None, typer.Option("--clip-grad-norm", help="Clip the gradient norm.")
-    ] = None,
-    sync_bn: Annotated[
-        bool, typer.Option("--sync-bn", help="SyncBatchNorm across GPUs (torchrun).")
-    ] = False,
-    as_json: Annotated[
-        bool, typer.Option("--json", help="The weights index as JSON on stdout.")
-    ] = False,
+    seed: SeedOpt = DEFAULT["seed"],
+    workers: WorkersOpt = None,
+    pretrained: PretrainedOpt = DEFAULT["pretrained"],
+    init_weights: InitWeightsOpt = DEFAULT["init_weights"],
+    amp: AmpOpt = DEFAULT["amp"],
+    channels_last: ChannelsLastOpt = DEFAULT["channels_last"],
+    deterministic: DeterministicOpt = DEFAULT["deterministic"],
+    checkpoint_every: CheckpointEveryOpt = DEFAULT["checkpoint_every"],
+    log_every: LogEveryOpt = DEFAULT["log_every"],
+    export_half: HalfOpt = DEFAULT["export_half"],
+    clip_grad_norm: ClipOpt = DEFAULT["clip_grad_norm"],
+    sync_bn: SyncBnOpt = DEFAULT["sync_bn"],
+    as_json: JsonOpt = False,
     quiet: QuietOption = False,
 ) -> None:
     """Train a model with the paper's recipe (SGD, BerHu + FSIM, then the gradient net).
@@ -239,109 +271,105 @@ def train(
         dpde train --dataset synthetic --synthetic-size 200 --model dpde-lite --epochs 2 \\
             --out runs/try
     """
-    from dpde_cli import train as training
-    from dpde_cli.data import default_workers
+    from dpde_cli.training import trainer
 
     opts = global_options(ctx, quiet)
     main = int(os.environ.get("RANK", "0")) == 0
-    quiet = opts.quiet or not main
-    callbacks = _Reporter(show_progress(quiet or as_json), quiet)
-    if resume_dir is not None:
-        _check_resume_options(ctx)
-    else:
-        _check_data_options(ctx, dataset_option or [])
+    reporter = _Reporter(show_progress(opts.quiet or not main or as_json), opts.quiet or not main)
     run_dir = resume_dir if resume_dir is not None else out
-    with _interrupts(callbacks, run_dir, main), callbacks:
+    if resume_dir is not None:
+        overrides = _resume_overrides(ctx, opts)
+    else:
+        config = _config(ctx, opts)
+    with _interrupts(reporter, run_dir, main), reporter:
         if resume_dir is not None:
-            overrides = {
-                field: ctx.params[name] if name != "device" else (device or opts.device)
-                for name, field in _RESUME_OPTIONS.items()
-                if _given(ctx, name) or (name == "device" and _given_root_device(ctx))
-            }
-            result = training.resume(resume_dir, callbacks, overrides=overrides)
+            result = trainer.resume(resume_dir, reporter, overrides=overrides)
         else:
-            config = training.TrainConfig(
-                dataset=dataset.value,
-                data_dir=_data_dir_field(data_dir or []),
-                dataset_options=_parse_options(dataset_option or []),
-                synthetic_size=synthetic_size,
-                model=model,
-                stage=stage.value,
-                epochs=epochs,
-                max_steps=max_steps,
-                batch_size=batch_size,
-                lr=lr,
-                optimizer=optimizer.value,
-                momentum=momentum,
-                weight_decay=weight_decay,
-                schedule=schedule.value,
-                lambda_berhu=lambda_berhu,
-                lambda_fsim=lambda_fsim,
-                lambda_silog=lambda_silog,
-                encoder_lr_scale=encoder_lr_scale,
-                input_size=tuple(input_size) if input_size else None,
-                augment=augment,
-                appearance=appearance.value,
-                val_fraction=val_fraction,
-                val_split=val_split,
-                workers=default_workers() if workers is None else workers,
-                seed=seed,
-                device=device or opts.device,
-                amp=amp,
-                channels_last=channels_last,
-                deterministic=deterministic,
-                out=str(out),
-                pretrained=pretrained,
-                init_weights=str(init_weights) if init_weights is not None else None,
-                checkpoint_every=checkpoint_every,
-                log_every=log_every,
-                export_half=export_half,
-                clip_grad_norm=clip_grad_norm,
-                sync_bn=sync_bn,
+            result = trainer.train(config, reporter)
+    if main:
+        _print_weights(result, as_json)
+
+
+def _config(ctx: typer.Context, opts: GlobalOptions) -> TrainConfig:
+    """The TrainConfig the options describe (each option is the field of its name)."""
+    params = ctx.params
+    options = _parse_options(params["dataset_option"] or [])
+    if _given(ctx, "synthetic_size") and "length" in options:
+        raise UsageError(
+            "--dataset-option length=N and --synthetic-size both set the number of "
+            "scenes; give one (--synthetic-size)"
+        )
+    # a --data-dir with synthetic is the dataset builder's to refuse, for library callers too
+    values = {name: _plain(params[name]) for name in DEFAULT if name in params}
+    data_dir = [str(d) for d in params["data_dir"] or []]
+    values["data_dir"] = data_dir[0] if len(data_dir) == 1 else (data_dir or None)
+    values["dataset_options"] = options
+    values.update(_mix_fields(ctx, data_dir, options))
+    values["device"] = params["device"] or opts.device
+    if params["workers"] is not None:
+        values["workers"] = params["workers"]
+    return TrainConfig(**values)
+
+
+def _mix_fields(ctx: typer.Context, data_dir: list[str], options: dict) -> dict[str, Any]:
+    """TrainConfig's sources (and dataset) from --mix, or from --data-dir DIR:WEIGHT."""
+    from dpde_cli.data.mix import parse_source, read_mix
+
+    params = ctx.params
+    if params["mix"] is not None:
+        if data_dir or _given(ctx, "dataset") or options:
+            raise UsageError(
+                "--mix names every source; drop --dataset, --data-dir and --dataset-option"
             )
-            result = training.train(config, callbacks)
-    if not main:
-        return
-    if as_json:
-        typer.echo(json.dumps({"run_dir": str(result.run_dir), **result.weights}))
-        return
-    for key in ("best", "last"):
-        entry = result.weights.get(key)
-        if entry:
-            typer.echo(f"{key}\t{result.run_dir / entry['file']}\tsha256:{entry['sha256']}")
+        sources = read_mix(params["mix"])
+        return {"sources": [s.to_json() for s in sources], "dataset": "mix", "data_dir": None}
+    dataset = _plain(params["dataset"])
+    parsed = [parse_source(d, dataset) for d in data_dir]
+    if not any(":" in d and s.data_dir != d for d, s in zip(data_dir, parsed, strict=True)):
+        return {}  # no weights: the folders are one set, as before
+    sources = [dataclasses.replace(s, options=dict(options)) for s in parsed]
+    return {"sources": [s.to_json() for s in sources], "data_dir": None}
 
 
-def _check_resume_options(ctx: typer.Context) -> None:
-    """Refuse options that --resume would ignore (the run keeps its saved config)."""
-    allowed = {*_RESUME_OPTIONS, "resume_dir", "as_json", "quiet"}
+def _plain(value: Any) -> Any:
+    """An option's value as TrainConfig holds it (a choice's string, a path's text)."""
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, Path):
+        return str(value)
+    return tuple(value) if isinstance(value, (list, tuple)) else value
+
+
+def _resume_overrides(ctx: typer.Context, opts: GlobalOptions) -> dict[str, Any]:
+    """The fields --resume may change that were typed; refuses any other option (the run
+    keeps its saved config)."""
+    allowed = {*RESUME_OVERRIDES, "resume_dir", "as_json", "quiet"}
     ignored = sorted(
         "--" + name.replace("_", "-")
         for name in ctx.params
         if name not in allowed and _given(ctx, name)
     )
     if ignored:
+        allowed_options = ", ".join("--" + name.replace("_", "-") for name in RESUME_OVERRIDES)
         raise UsageError(
             f"--resume continues the run with its saved config; {', '.join(ignored)} "
-            "cannot change (only --epochs, --max-steps, --workers, --device, "
-            "--checkpoint-every, --log-every)"
+            f"cannot change (only {allowed_options})"
         )
+    overrides = {name: ctx.params[name] for name in RESUME_OVERRIDES if _given(ctx, name)}
+    if "device" in overrides or _given_root_device(ctx):
+        overrides["device"] = ctx.params["device"] or opts.device
+    return overrides
 
 
-def _check_data_options(ctx: typer.Context, dataset_option: list[str]) -> None:
-    """Refuse data options that would be silently overridden (a --data-dir with synthetic
-    is the dataset builder's to refuse, for library callers too)."""
-    if _given(ctx, "synthetic_size") and "length" in _parse_options(dataset_option):
-        raise UsageError(
-            "--dataset-option length=N and --synthetic-size both set the number of "
-            "scenes; give one (--synthetic-size)"
-        )
-
-
-def _data_dir_field(data_dir: list[Path]) -> str | list[str] | None:
-    """TrainConfig.data_dir: None, one folder, or a list of folders trained on as one set."""
-    if not data_dir:
-        return None
-    return str(data_dir[0]) if len(data_dir) == 1 else [str(d) for d in data_dir]
+def _print_weights(result: Any, as_json: bool) -> None:
+    """The best and last weights files with their sha256 (or the index as JSON)."""
+    if as_json:
+        typer.echo(json.dumps({"run_dir": str(result.run_dir), **result.weights.to_json()}))
+        return
+    for key in ("best", "last"):
+        entry = getattr(result.weights, key)
+        if entry:
+            typer.echo(f"{key}\t{result.run_dir / entry.file}\tsha256:{entry.sha256}")
 
 
 @contextlib.contextmanager

@@ -23,16 +23,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from dpde_cli.training.config import APPEARANCES
+
 Sample = dict
 """A dpde sample dict: image (3, H, W), depth (1, H, W), valid (1, H, W), intrinsics, name."""
 
-APPEARANCES = ("standard", "strong")
-"""Photometric augmentation levels of TrainTransform (see ``randomise_appearance``)."""
 
-
-def sample_generator(seed: int, epoch: int, index: int) -> torch.Generator:
-    """A torch.Generator seeded from (seed, epoch, index) through numpy's SeedSequence."""
-    state = np.random.SeedSequence([int(seed), int(epoch), int(index)]).generate_state(2)
+def sample_generator(seed: int, epoch: int, index: int, *more: int) -> torch.Generator:
+    """A torch.Generator seeded from (seed, epoch, index, *more) through numpy's SeedSequence."""
+    entropy = [int(seed), int(epoch), int(index), *(int(m) for m in more)]
+    state = np.random.SeedSequence(entropy).generate_state(2)
     return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]) >> 1)
 
 
@@ -85,6 +85,38 @@ def resize(sample: Sample, size: tuple[int, int], depth_scale: float = 1.0) -> S
     if depth_scale != 1.0:
         out["depth"] = out["depth"] / depth_scale
     return out
+
+
+def canonical_depth(sample: Sample, canonical_focal: float) -> Sample | None:
+    """The sample with depth as a camera of focal length ``canonical_focal`` would see it.
+
+    A network judges distance by apparent size: an object at depth d seen with focal
+    length f (pixels) looks as large as the same object at d * canonical_focal / f seen
+    with ``canonical_focal``. Depth is multiplied by that ratio, f being the geometric mean
+    of the sample's fx and fy at its current size. None when the sample's focal length is
+    unknown (NaN intrinsics).
+    """
+    intrinsics = sample.get("intrinsics")
+    if intrinsics is None:
+        return None
+    fx, fy = (float(v) for v in intrinsics[:2])
+    if not (math.isfinite(fx) and math.isfinite(fy) and fx > 0 and fy > 0):
+        return None
+    out = dict(sample)
+    out["depth"] = sample["depth"] * (canonical_focal / math.sqrt(fx * fy))
+    return out
+
+
+def cover_size(src: tuple[int, int], size: tuple[int, int]) -> tuple[int, int]:
+    """The smallest (H, W) of the source's aspect ratio that covers ``size`` = (H, W).
+
+    ``size`` itself when the aspect ratios agree within 1% (no distortion worth avoiding).
+    """
+    (src_h, src_w), (height, width) = src, size
+    if abs((src_w / src_h) / (width / height) - 1.0) <= 0.01:
+        return size
+    factor = max(height / src_h, width / src_w)
+    return max(height, round(src_h * factor)), max(width, round(src_w * factor))
 
 
 def crop(sample: Sample, top: int, left: int, size: tuple[int, int]) -> Sample:
@@ -225,9 +257,13 @@ def randomise_appearance(image: torch.Tensor, generator: torch.Generator) -> tor
 class TrainTransform:
     """The standard depth augmentations, ending at the network's input size.
 
-    Order: random scale s in ``scale_range`` (resize to s times ``size`` in one step,
-    depth divided by s); random rotation in +-``rotation_deg``; random crop back to
-    ``size``; horizontal flip with ``flip_prob``; colour jitter.
+    Order: random scale s in ``scale_range`` (resize to s times ``size`` in one step, or,
+    for an image of another aspect ratio, to the smallest size of its own aspect ratio
+    covering that; depth divided by s); random rotation in +-``rotation_deg``; random crop
+    back to ``size``; horizontal flip with ``flip_prob``; colour jitter. With
+    ``canonical_focal``, depth is instead scaled to the canonical camera at the end
+    (``canonical_depth``, from the final intrinsics, which include the zoom s), falling
+    back to the division by s for a sample of unknown focal length.
 
     Attributes:
         size: (H, W) network input size, pixels.
@@ -237,6 +273,8 @@ class TrainTransform:
         brightness, contrast, saturation: jitter amplitudes (factor in [1 - x, 1 + x]).
         gamma: (low, high) gamma range.
         appearance: "standard" or "strong" (one of APPEARANCES).
+        canonical_focal: focal length (pixels at ``size``) the depth targets refer to, or
+            None for metric depth as captured.
     """
 
     size: tuple[int, int]
@@ -248,6 +286,7 @@ class TrainTransform:
     saturation: float = 0.2
     gamma: tuple[float, float] = (0.9, 1.1)
     appearance: str = "standard"
+    canonical_focal: float | None = None
 
     def __post_init__(self) -> None:
         if self.appearance not in APPEARANCES:
@@ -260,11 +299,19 @@ class TrainTransform:
         height, width = self.size
         scale = _uniform(generator, *self.scale_range)
         big = (max(height, round(height * scale)), max(width, round(width * scale)))
-        out = resize(sample, big, depth_scale=scale)
+        big = cover_size(tuple(sample["image"].shape[-2:]), big)
+        out = resize(sample, big)
         out = rotate(out, _uniform(generator, -self.rotation_deg, self.rotation_deg))
         out = random_crop(out, self.size, generator)
         if float(torch.rand((), generator=generator)) < self.flip_prob:
             out = hflip(out)
+        canonical = None
+        if self.canonical_focal is not None:
+            canonical = canonical_depth(out, self.canonical_focal)
+        if canonical is not None:
+            out = canonical
+        elif scale != 1.0:
+            out["depth"] = out["depth"] / scale
         if self.appearance == "strong":
             out["image"] = randomise_appearance(out["image"], generator)
         else:
@@ -281,10 +328,18 @@ class TrainTransform:
 
 @dataclass(frozen=True)
 class EvalTransform:
-    """Resize to the network input size (image bilinear, depth nearest); no randomness."""
+    """Resize to the network input size (image bilinear, depth nearest); no randomness.
+
+    With ``canonical_focal``, depth is scaled to the canonical camera (``canonical_depth``)
+    where the sample's focal length is known.
+    """
 
     size: tuple[int, int]
+    canonical_focal: float | None = None
 
     def __call__(self, sample: Sample, generator: torch.Generator | None = None) -> Sample:
         """Resize one sample."""
-        return resize(sample, self.size)
+        out = resize(sample, self.size)
+        if self.canonical_focal is not None:
+            out = canonical_depth(out, self.canonical_focal) or out
+        return out

@@ -1,7 +1,8 @@
 """The CLI's option enums offer exactly the choices the library accepts.
 
-The enums are written out in dpde_cli/cli so that `dpde --help` does not import torch; these
-tests keep them from drifting apart from the library's own lists.
+The enums written out in dpde_cli/cli (so that `dpde --help` does not import torch) are kept
+from drifting apart from the library's own lists by these tests; train's are derived from
+``dpde_cli.training.config``, which imports no torch.
 """
 
 from __future__ import annotations
@@ -10,12 +11,12 @@ from enum import Enum
 
 import pytest
 
-from dpde_cli import metrics, pointcloud, train
+from dpde_cli import metrics, pointcloud
 from dpde_cli.cli import eval as eval_cli
 from dpde_cli.cli import pointcloud as pointcloud_cli
 from dpde_cli.cli import train as train_cli
 from dpde_cli.data import DATASETS, nyuv2
-from dpde_cli.data.transforms import APPEARANCES
+from dpde_cli.training import config as train
 
 
 def _values(enum: type[Enum]) -> set[str]:
@@ -28,7 +29,7 @@ def _values(enum: type[Enum]) -> set[str]:
         (train_cli.Stage, train.STAGE_CHOICES),
         (train_cli.Schedule, train.SCHEDULES),
         (train_cli.Optimizer, train.OPTIMIZERS),
-        (train_cli.Appearance, APPEARANCES),
+        (train_cli.Appearance, train.APPEARANCES),
         (eval_cli.Dataset, tuple(DATASETS)),
         (eval_cli.Crop, metrics._CHOICES["crop"]),
         (eval_cli.Averaging, metrics._CHOICES["averaging"]),

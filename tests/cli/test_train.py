@@ -164,15 +164,15 @@ def test_torchrun_two_processes_through_the_cli(tmp_path: Path) -> None:
 def _interrupt_at(monkeypatch: pytest.MonkeyPatch, step: int, via_worker: bool = False) -> None:
     """Make the optimiser step number ``step`` meet Ctrl-C (or, with ``via_worker``, the
     RuntimeError torch raises when a loader worker died of that Ctrl-C)."""
-    from dpde_cli import train as training
+    from dpde_cli.training import loop
 
     calls = {"n": 0}
-    original = training._Trainer._train_step
+    original = loop.train_step
 
     def worker_died() -> None:
         raise RuntimeError("DataLoader worker (pid 1) exited unexpectedly with exit code 1")
 
-    def step_or_interrupt(self, *args, **kwargs):
+    def step_or_interrupt(*args, **kwargs):
         calls["n"] += 1
         if calls["n"] == step:
             try:
@@ -181,9 +181,9 @@ def _interrupt_at(monkeypatch: pytest.MonkeyPatch, step: int, via_worker: bool =
                 if via_worker:
                     worker_died()
                 raise
-        return original(self, *args, **kwargs)
+        return original(*args, **kwargs)
 
-    monkeypatch.setattr(training._Trainer, "_train_step", step_or_interrupt)
+    monkeypatch.setattr(loop, "train_step", step_or_interrupt)
 
 
 @pytest.mark.parametrize("via_worker", [False, True])
@@ -300,8 +300,8 @@ def test_workers_default_to_the_usable_cpus(
 ) -> None:
     import os
 
-    from dpde_cli import train as training
     from dpde_cli.errors import DpdeError
+    from dpde_cli.training import trainer
 
     seen = {}
 
@@ -310,7 +310,150 @@ def test_workers_default_to_the_usable_cpus(
         raise DpdeError("stop here")
 
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0}, raising=False)
-    monkeypatch.setattr(training, "train", fake_train)
+    monkeypatch.setattr(trainer, "train", fake_train)
     args = [a for a in base_args(folder, tmp_path / "run") if a not in ("--workers", "0")]
     result = run(*args)
     assert result.exit_code == 1 and seen["workers"] == 1
+
+
+def test_a_folder_of_the_user_s_own_files_is_refused_and_untouched(
+    folder: Path, tmp_path: Path
+) -> None:
+    import hashlib
+
+    out = tmp_path / "mine"
+    out.mkdir()
+    for name, text in (("config.json", '{"lr": 1}'), ("log.jsonl", "{}\n"), ("weights.json", "[]")):
+        (out / name).write_text(text)
+    before = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in out.iterdir()}
+    result = run(*base_args(folder, out), "--max-steps", "1")
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert result.stderr.strip().splitlines() == [
+        f"dpde: error: --out {out}: not empty and not a dpde run folder (holds config.json, "
+        "log.jsonl, weights.json); choose a new or empty folder"
+    ]
+    after = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in out.iterdir()}
+    assert after == before
+
+
+class _Payload:
+    """Pickled code in a checkpoint: loading it unsafely would call print."""
+
+    def __reduce__(self):
+        return (print, ("pwned",))
+
+
+@pytest.mark.parametrize("damage", ["payload", "no progress.done"])
+def test_a_hostile_or_damaged_checkpoint_is_one_plain_line(
+    folder: Path, tmp_path: Path, damage: str
+) -> None:
+    import torch
+
+    out = tmp_path / "run"
+    done = run(*base_args(folder, out), "--stage", "global", "--epochs", "2", "--max-steps", "1")
+    assert done.exit_code == 0, done.output
+    checkpoint = out / "checkpoints" / "last.pt"
+    payload = torch.load(checkpoint, weights_only=True)
+    if damage == "payload":
+        payload["progress"] = _Payload()
+    else:
+        del payload["progress"]["done"]
+    torch.save(payload, checkpoint)
+    result = run("train", "--resume", str(out))
+    assert result.exit_code == 1 and "pwned" not in result.output
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and "\x1b" not in result.stderr, result.stderr
+    for advice in ("weights_only", "safe_globals", "allowlist"):
+        assert advice not in result.stderr
+    assert lines[0].startswith(f"dpde: error: {checkpoint}: ")
+    if damage == "payload":
+        assert "only tensors are loaded" in lines[0]
+    else:
+        assert lines[0].endswith("field 'progress.done' is missing")
+
+
+# A `dpde train` process whose N-th checkpoint write trickles its bytes into the temporary
+# file (so that a kill lands inside the write) and marks the write's start in READY.
+_SLOW_CHECKPOINT = """
+import io, sys, time
+import torch
+import tests.conftest  # registers dpde-tiny
+
+ready, nth, argv = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+save, writes = torch.save, []
+
+def trickle(obj, f, *args, **kwargs):
+    if not str(f).endswith(".tmp.pt"):
+        return save(obj, f, *args, **kwargs)
+    writes.append(f)
+    if len(writes) != nth:
+        return save(obj, f, *args, **kwargs)
+    buffer = io.BytesIO()
+    save(obj, buffer, *args, **kwargs)
+    data = buffer.getvalue()
+    with open(f, "wb") as handle:
+        open(ready, "w").close()
+        for start in range(0, len(data), len(data) // 20 + 1):
+            handle.write(data[start : start + len(data) // 20 + 1])
+            handle.flush()
+            time.sleep(0.075)
+
+torch.save = trickle
+from dpde_cli.cli.app import app
+app(["--device", "cpu", "--quiet", *argv])
+"""
+
+
+def test_a_run_killed_while_it_checkpoints_resumes_cleanly(folder: Path, tmp_path: Path) -> None:
+    import os
+    import random
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    seed = random.randrange(2**32)
+    draw = random.Random(seed)
+    nth, delay = draw.randint(1, 5), draw.uniform(0.0, 0.6)  # of 6 writes; a write takes 1.5 s
+    out, ready = tmp_path / "run", tmp_path / "ready"
+    args = [*base_args(folder, out), "--stage", "global", "--epochs", "3", "--log-every", "1"]
+    args += ["--checkpoint-every", "1"]
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(root)}
+    command = [sys.executable, "-c", _SLOW_CHECKPOINT, str(ready), str(nth), *args]
+    with open(tmp_path / "stderr", "w") as stderr:
+        process = subprocess.Popen(command, cwd=root, env=env, stderr=stderr)
+    try:
+        deadline = time.monotonic() + 300  # a busy machine is slow to start torch
+        while not ready.exists() and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        if ready.exists():
+            time.sleep(delay)
+            process.send_signal(signal.SIGKILL)
+    finally:
+        process.kill()
+        process.wait()
+    assert ready.exists(), (
+        f"never reached write {nth} (exit {process.returncode}, "
+        f"{time.monotonic() - deadline + 300:.0f} s): {(tmp_path / 'stderr').read_text()}"
+    )
+    left = [p for p in out.rglob(".*") if ".tmp" in p.name]
+    assert left, f"seed {seed}: the kill (write {nth}, +{delay:.2f} s) left no temporary file"
+
+    # the first write killed: nothing to resume, the run starts over in its own folder
+    again = ["train", "--resume", str(out)] if nth > 1 else args
+    resumed = run(*again, "--json")
+    assert resumed.exit_code == 0, f"seed {seed}: {resumed.output}"
+    assert not [p for p in out.rglob(".*") if ".tmp" in p.name]  # the killed write's are gone
+    # one record per step and per epoch (those after the checkpoint were dropped, then redone)
+    records = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if r["kind"] == "step"] == [1, 2, 3, 4, 5, 6]
+    assert [r["epoch"] for r in records if r["kind"] == "epoch"] == [0, 1, 2]
+    kinds = ["start", "resume"] if nth > 1 else ["start"]
+    assert [r["kind"] for r in records if "step" not in r] == kinds
+    index = json.loads((out / "weights.json").read_text())
+    assert json.loads(resumed.stdout)["best"] == index["best"]
+    named = {index[k]["file"] for k in ("best", "last")}
+    assert {str(p.relative_to(out)) for p in (out / "weights").iterdir()} == named
+    for key in ("best", "last"):
+        assert sha256_file(out / index[key]["file"]) == index[key]["sha256"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -309,7 +310,7 @@ def test_workstations_are_desks_with_panels_inside_the_room_and_clear_of_the_cam
 
 def test_a_workstation_stays_inside_its_footprint():
     # placement checks only the footprint (w x d): a part beyond it could overlap a neighbour
-    from dpde_cli.data.synthetic._layout import _workstation
+    from dpde_cli.data.synthetic._clutter import _workstation
 
     rng = np.random.default_rng(5)
     for _ in range(300):
@@ -368,3 +369,46 @@ def test_export_folder_writes_a_folder_dataset_resumes_and_batches(tmp_path):
             assert np.abs(a - b).max() <= 1 and np.mean(a != b) < 0.01
     with pytest.raises(ValueError, match="batch_size"):
         export_folder(tmp_path / "bad", 1, cfg, batch_size=0)
+
+
+# Known answers: the shipped weights' training data are defined by seeds, so a scene must
+# stay the scene it was. Sums of the sampled primitives (float64 numpy on the CPU) are
+# pinned tightly; the rendered depth (no JPEG in it) closely; the image, whose JPEG round
+# trip depends on the libjpeg build, loosely.
+_KNOWN = SceneConfig(height=60, width=80)
+_CORRIDOR = dict(clutter=1.0, room_width_range=(1.6, 3.0), room_depth_range=(8.0, 14.0))
+KNOWN_SCENES = {
+    # name: (seed, config, (boxes, cylinders, lights), sums of boxes, cylinders, materials,
+    #        lights, valid pixels, mean/min/max depth, image channel means)
+    "tidy": (
+        3, _KNOWN, (89, 25, 4), (824.9325764463679, 221.41682719450125, 6261.305659318455,
+        68.89013096422258), 4800, (5.322036040102442, 1.2627428770065308, 7.4255452156066895),
+        (0.40819, 0.41856, 0.40744),
+    ),
+    "corridor": (
+        117000, replace(_KNOWN, **_CORRIDOR), (99, 24, 4), (919.1232704664355,
+        199.33646160472827, 6917.545296819022, 83.24051316757041), 4800,
+        (3.119674435183406, 1.1258310079574585, 9.200416564941406), (0.35677, 0.36552, 0.36924),
+    ),
+    "office": (
+        9, replace(_KNOWN, workstations=2, close_view_prob=1.0), (101, 19, 2),
+        (854.2097820499895, 156.5515627350488, 6052.441157310939, 26.609887739992878), 4800,
+        (2.034235685231785, 0.7765270471572876, 3.747145891189575), (0.43252, 0.39278, 0.34285),
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", sorted(KNOWN_SCENES))
+def test_known_scenes_are_drawn_and_rendered_as_before(name):
+    seed, cfg, counts, sums, n_valid, depth_stats, image_means = KNOWN_SCENES[name]
+    scene = sample_scene(seed, cfg)
+    assert (len(scene.boxes), len(scene.cylinders), len(scene.lights)) == counts
+    got = [float(a.sum()) for a in (scene.boxes, scene.cylinders, scene.materials, scene.lights)]
+    assert got == pytest.approx(sums, rel=1e-9)
+    sample = render_scene(seed, cfg)
+    depth = sample["depth"][sample["valid"]].double()
+    assert int(sample["valid"].sum()) == n_valid
+    stats = (float(depth.mean()), float(depth.min()), float(depth.max()))
+    assert stats == pytest.approx(depth_stats, rel=1e-5)
+    means = sample["image"].double().mean((1, 2)).tolist()
+    assert means == pytest.approx(image_means, abs=2e-3)

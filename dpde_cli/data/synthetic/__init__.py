@@ -12,9 +12,13 @@ SDF-based ambient occlusion and a hemisphere ambient term; then a simulated came
 exposure, white balance, vignetting, gamma, blur, noise, JPEG, sometimes the white/black
 border NYUv2 frames have).
 
-Modules: ``_scene`` (configuration and the sampled scene), ``_layout`` (room, furniture,
-materials, camera; numpy), ``_raycast`` (torch ray casting), ``_shading`` (textures and
-lighting), ``_render`` (camera model and the public API re-exported here).
+Modules: ``_scene`` (configuration and the sampled scene); sampling on the CPU with numpy:
+``_layout`` (``sample_scene``, the order of the draws), ``_materials``, ``_builder`` (items,
+parts, placement), ``_furniture`` (templates), ``_furnish`` (room types, placing furniture),
+``_tabletop`` (small things on tables and shelves), ``_room`` (floor, ceiling, walls, doors,
+windows, lights), ``_clutter``, ``_camera`` (pose, intrinsics, sensor); rendering in torch:
+``_raycast`` (ray casting), ``_surface`` (surface geometry at the hits), ``_shading``
+(textures and lighting), ``_render`` (camera model and the public API re-exported here).
 
 Frames:
     World: metres, x east, y north, z up; the room is the box [0, W] x [0, D] x [0, H_c].

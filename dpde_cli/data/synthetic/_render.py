@@ -13,14 +13,7 @@ from torch.utils.data import Dataset
 from dpde_cli.data.synthetic._layout import (
     sample_scene,
 )
-from dpde_cli.data.synthetic._raycast import (
-    _camera_rays,
-    _gather,
-    _make_tiles,
-    _pack,
-    _surface,
-    _trace,
-)
+from dpde_cli.data.synthetic._raycast import _camera_rays, _make_tiles, _pack, _trace
 from dpde_cli.data.synthetic._scene import (
     _M_GLOSS,
     Scene,
@@ -32,6 +25,7 @@ from dpde_cli.data.synthetic._shading import (
     _direct_light,
     _materials,
 )
+from dpde_cli.data.synthetic._surface import _gather, _surface
 from dpde_cli.data.transforms import jpeg_round_trip
 
 # Camera model

@@ -19,7 +19,6 @@ from dpde_cli.data.synthetic._raycast import (
     _pair_reduce,
     _segment_pairs,
     _subsample,
-    _Surface,
     _tile_rays,
     _tile_spheres,
     _Tiles,
@@ -54,6 +53,7 @@ from dpde_cli.data.synthetic._scene import (
     _WOOD,
     SceneConfig,
 )
+from dpde_cli.data.synthetic._surface import _Surface
 
 # Procedural textures (world metres, anti-aliased against the pixel footprint)
 # --------------------------------------------------------------------------------------

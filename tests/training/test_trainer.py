@@ -1,4 +1,4 @@
-"""`dpde_cli.train`: schedule, sampler, learning, exact resume, exports, two-process DDP."""
+"""`dpde_cli.training.trainer`: learning, exact resume, exports, callbacks, two-process DDP."""
 
 from __future__ import annotations
 
@@ -10,147 +10,15 @@ from typing import Any
 
 import pytest
 import torch
-from torch.utils.data import Dataset
 
-from dpde_cli.errors import DpdeError, InputError, UsageError, WeightsError
+from dpde_cli.errors import DpdeError, InputError, UsageError
 from dpde_cli.registry import create_model, read_weights, sha256_file
-from dpde_cli.train import (
-    EpochSampler,
-    TrainCallbacks,
-    TrainConfig,
-    average_weights,
-    export_weights,
-    holdout_split,
-    lr_factor,
-    read_log,
-    resume,
-    train,
-)
-
-SIZE = (64, 96)  # dpde-tiny's input size
-
-
-class Planes(Dataset):
-    """Tilted floor-like planes: the nearer, the brighter, so depth can be learnt fast."""
-
-    def __init__(self, length: int, size: tuple[int, int] = SIZE) -> None:
-        self.length = length
-        self.size = size
-
-    def __len__(self) -> int:
-        return self.length
-
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        generator = torch.Generator().manual_seed(1000 + index)
-        height, width = self.size
-        near = 1.0 + 2.0 * torch.rand((), generator=generator)
-        slope = 3.0 * torch.rand((), generator=generator)
-        rows = torch.linspace(0, 1, height)[:, None].expand(height, width)
-        depth = (near + slope * (1 - rows))[None]
-        valid = torch.ones(1, height, width, dtype=torch.bool)
-        valid[:, :2] = False  # a border without depth, as NYUv2 frames have
-        return {
-            "image": (1.0 / depth).expand(3, height, width).clone(),
-            "depth": torch.where(valid, depth, torch.zeros_like(depth)),
-            "valid": valid,
-            "intrinsics": torch.tensor([60.0, 60.0, 47.5, 31.5]),
-            "name": f"plane-{index}",
-        }
-
-
-class StopAt(TrainCallbacks):
-    """Raise Interrupt after a given (stage, step): a simulated crash."""
-
-    class Interrupt(Exception):
-        pass
-
-    def __init__(self, stage: str, step: int) -> None:
-        self.stage, self.step = stage, step
-
-    def on_step(self, record: dict[str, Any]) -> None:
-        if (record["stage"], record["step"]) == (self.stage, self.step):
-            raise self.Interrupt()
-
+from dpde_cli.training.data import holdout_split
+from dpde_cli.training.run_folder import read_log
+from dpde_cli.training.trainer import TrainCallbacks, resume, train
+from tests.training.helpers import SIZE, Planes, StopAt, tiny_config, without_timing
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-def tiny_config(out: Path, **changes: Any) -> TrainConfig:
-    """A fast dpde-tiny CPU config."""
-    values = {
-        "model": "dpde-tiny",
-        "device": "cpu",
-        "pretrained": False,
-        "workers": 0,
-        "batch_size": 4,
-        "log_every": 1,
-        "out": str(out),
-    }
-    values.update(changes)
-    return TrainConfig(**values)
-
-
-def _without_timing(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Log records without their wall-clock fields."""
-    drop = {"images_per_s", "seconds", "time"}
-    return [{k: v for k, v in r.items() if k not in drop} for r in records]
-
-
-# ------------------------------------------------------------------------------ pieces
-
-
-def test_paper_schedule_scales_with_epochs() -> None:
-    factors = [lr_factor(e, 30) for e in range(30)]
-    assert factors == [1.0] * 10 + [0.5] * 10 + [0.1] * 10
-    assert [lr_factor(e, 6) for e in range(6)] == [1.0, 1.0, 0.5, 0.5, 0.1, 0.1]
-    assert lr_factor(0, 1) == 1.0
-    assert lr_factor(25, 30, "constant") == 1.0
-
-
-def test_config_round_trips_through_json_and_is_validated() -> None:
-    config = TrainConfig(input_size=(224, 320), dataset_options={"gt": "raw"})
-    again = TrainConfig.from_json(json.loads(json.dumps(config.to_json())))
-    assert again == config and again.input_size == (224, 320)
-    bad_values = (
-        {"stage": "both"},
-        {"input_size": (240, 300)},
-        {"val_fraction": 1.0},
-        {"optimizer": "adam"},
-        {"encoder_lr_scale": -1.0},
-        {"lambda_silog": -0.5},
-        {"appearance": "wild"},
-    )
-    for bad in bad_values:
-        with pytest.raises(UsageError):
-            TrainConfig(**bad).validate()
-    with pytest.raises(UsageError, match="unknown"):
-        TrainConfig.from_json({"nonsense": 1})
-
-
-def test_sampler_order_depends_on_seed_and_epoch_only_and_resumes_mid_epoch() -> None:
-    data = list(range(10))
-    a, b = EpochSampler(data, 1, 0, seed=3), EpochSampler(data, 1, 0, seed=3)
-    a.set_position(2)
-    b.set_position(2)
-    order = list(a)
-    assert order == list(b) and sorted(i for _, i in order) == data
-    assert all(epoch == 2 for epoch, _ in order)
-    b.set_position(3)
-    assert [i for _, i in b] != [i for _, i in order]
-    a.set_position(2, skip=4)
-    assert list(a) == order[4:] and len(a) == 6
-    shards = [EpochSampler(data, 2, rank, seed=3) for rank in (0, 1)]
-    for shard in shards:
-        shard.set_position(1)
-    seen = [i for shard in shards for _, i in shard]
-    assert sorted(seen) == data  # disjoint shards that cover everything
-
-
-def test_holdout_is_fixed_and_disjoint() -> None:
-    train_idx, val_idx = holdout_split(20, 0.25)
-    assert len(val_idx) == 5 and not set(train_idx) & set(val_idx)
-    assert holdout_split(20, 0.25) == (train_idx, val_idx)
-    assert holdout_split(20, 0.0) == (list(range(20)), [])
 
 
 # ------------------------------------------------------------------------------ training
@@ -175,8 +43,8 @@ def test_fifty_steps_lower_the_loss_and_the_validation_rms(tmp_path: Path) -> No
     # at a constant lr the validation RMS of this tiny net swings epoch to epoch (0.23-0.74
     # at the last epoch over seeds and loss details); the weights kept are the best epoch's
     assert min(rms[1:]) < 0.7 * rms[0]
-    assert result.weights["best"]["metric"] == "val_rms"
-    assert result.weights["best"]["value"] == min(rms)
+    assert result.weights.best.metric == "val_rms"
+    assert result.weights.best.value == min(rms)
 
 
 @pytest.mark.parametrize("optimizer", ["sgd", "adamw"])
@@ -198,7 +66,7 @@ def test_encoder_lr_scale_groups_and_a_frozen_encoder_stays_put(
         init_weights=str(tmp_path / "init.pt"),
     )
     result = train(config, train_set=Planes(24))
-    trained = create_model("dpde-tiny", weights=Path(config.out) / result.weights["last"]["file"])
+    trained = create_model("dpde-tiny", weights=Path(config.out) / result.weights.last.file)
     before, after = init.state_dict(), trained.state_dict()
     encoder = [k for k in before if k.startswith("encoder.")]
     decoder = [k for k in before if k.startswith("decoder.") and before[k].is_floating_point()]
@@ -226,8 +94,8 @@ def test_resume_reproduces_the_uninterrupted_run(tmp_path: Path) -> None:
     kinds = [r["kind"] for r in read_log(broken.out) if r["kind"] in ("start", "resume")]
     assert kinds == ["start", "resume", "resume"]
     for kind in ("step", "epoch"):
-        expected = _without_timing(read_log(straight.out, kind))
-        assert _without_timing(read_log(broken.out, kind)) == expected
+        expected = without_timing(read_log(straight.out, kind))
+        assert without_timing(read_log(broken.out, kind)) == expected
     assert len(read_log(straight.out, "step")) == 18
     a = json.loads((Path(straight.out) / "weights.json").read_text())
     b = json.loads((Path(broken.out) / "weights.json").read_text())
@@ -242,7 +110,7 @@ def test_exports_load_through_the_registry_and_stage_two_starts_from_the_best(
     )
     result = train(config, train_set=Planes(12))
     index = json.loads((Path(config.out) / "weights.json").read_text())
-    assert index == result.weights and index["dtype"] == "float16"
+    assert index == result.weights.to_json() and index["dtype"] == "float16"
     files = sorted(p.name for p in (Path(config.out) / "weights").iterdir())
     named = {index[k]["file"].split("/")[-1] for k in ("best", "last")}
     for stage in index["stages"].values():
@@ -274,43 +142,6 @@ def test_exports_load_through_the_registry_and_stage_two_starts_from_the_best(
     assert index["val_depth_max"] == round(far, 3)
 
 
-def test_averaged_weights_are_the_mean_and_load_like_an_export(tmp_path: Path) -> None:
-    facts = [{"model": "dpde-tiny", "input_size": list(SIZE), "dataset": d} for d in "ab"]
-    states, paths = [], []
-    for seed, run in enumerate(facts):
-        torch.manual_seed(seed)
-        model = create_model("dpde-tiny", weights=None)
-        model.train()(torch.rand(2, 3, *SIZE))  # moves the BatchNorm statistics and counters
-        states.append(model.state_dict())
-        states[-1][next(iter(states[-1]))].fill_(-0.0)  # the mean of -0.0s stays -0.0, bit for bit
-        paths.append(export_weights(states[-1], tmp_path, "dpde-tiny", run=run)[0])
-    path, digest = average_weights(paths, tmp_path / "soup")  # the files name their model
-    assert path.name == f"dpde-tiny-{digest[:8]}.pt" and sha256_file(path) == digest
-    state, got_facts = read_weights(path)
-    assert got_facts == facts[-1]
-    differ = 0
-    for key, value in state.items():
-        a, b = states[0][key], states[1][key]
-        if value.is_floating_point():
-            assert torch.allclose(value, (a + b) / 2, atol=1e-7), key
-            assert torch.equal(value.signbit(), ((a + b) / 2).signbit()), key
-            differ += not torch.equal(a, b)
-        else:
-            assert torch.equal(value, b), key  # batch counters: the last file's
-    assert differ > 10  # the two inits really differ, so the mean is not one of them
-    create_model("dpde-tiny", weights=path)
-
-    with pytest.raises(WeightsError, match="at least two"):
-        average_weights(paths[:1], tmp_path, "dpde-tiny")
-    fewer = dict(states[0])
-    fewer.pop(next(iter(fewer)))
-    odd = export_weights(fewer, tmp_path / "odd", "dpde-tiny")[0]
-    with pytest.raises(WeightsError, match="keys differ"):
-        average_weights([odd, paths[1]], tmp_path, "dpde-tiny")
-    with pytest.raises(WeightsError, match="does not name its model"):
-        average_weights([paths[0], odd], tmp_path)  # a bare state dict, no run facts
-
-
 def test_existing_runs_are_not_overwritten_and_finished_runs_do_nothing(tmp_path: Path) -> None:
     config = tiny_config(tmp_path / "run", stage="global", epochs=1, val_fraction=0)
     train(config, train_set=Planes(8))
@@ -319,7 +150,7 @@ def test_existing_runs_are_not_overwritten_and_finished_runs_do_nothing(tmp_path
     before = (Path(config.out) / "log.jsonl").read_text()
     result = resume(config.out, train_set=Planes(8))
     assert result.epochs == [] and (Path(config.out) / "log.jsonl").read_text() == before
-    assert result.weights["best"]["metric"] == "train_loss"
+    assert result.weights.best.metric == "train_loss"
     with pytest.raises(UsageError, match="cannot change"):
         resume(config.out, overrides={"lr": 1.0})
     with pytest.raises(DpdeError, match="not a dpde run"):
@@ -392,7 +223,7 @@ def test_two_process_gloo_run(tmp_path: Path) -> None:
     records = [json.loads((report / f"rank{r}.json").read_text()) for r in (0, 1)]
     assert len(records[0]) == 4  # two epochs of each stage
     # losses and validation metrics are reduced over ranks: both ranks report the same
-    assert _without_timing(records[0]) == _without_timing(records[1])
+    assert without_timing(records[0]) == without_timing(records[1])
     start = read_log(out, "start")
     assert len(start) == 1 and start[0]["world_size"] == 2  # rank 0 alone writes
     steps = read_log(out, "step")
