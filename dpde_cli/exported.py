@@ -5,7 +5,8 @@ graph; batch, height and width are dynamic (multiples of 8, at least 32, as the 
 takes):
 
     input   image      (B, 3, H, W) float32, RGB in [0, 1]
-    output  depth      (B, 1, H, W) float32, metres (not yet clipped to the depth range)
+    output  depth      (B, 1, H, W) float32, metres (not yet clipped to the depth range;
+                       for a model with a canonical focal length, as that camera sees it)
     output  gradients  (B, 2, H, W) float32, (G_x, G_y) in metres per pixel
 
 The weights spec travels with it as metadata (ONNX ``metadata_props``, TorchScript extra
@@ -106,6 +107,7 @@ def export_metadata(
         "metrics": dict(spec.metrics) if trained else {},
         "metrics_protocol": spec.metrics_protocol if trained else "",
         "licence": spec.licence,
+        "canonical_focal": spec.canonical_focal,
     }
     return {f"dpde.{key}": json.dumps(value) for key, value in values.items()}
 
@@ -146,6 +148,9 @@ def spec_from_metadata(metadata: Mapping[str, str], path: Path) -> tuple[str, We
     sha256 = get("sha256", (str, type(None)), None)
     if sha256 is not None and not re.fullmatch(r"[0-9a-f]{64}", sha256):
         raise get.bad("sha256", "not a sha256 hex digest")
+    focal = get("canonical_focal", (int, float, type(None)), None)
+    if focal is not None and not (_finite(focal) and 0 < focal <= 1e6):
+        raise get.bad("canonical_focal", "not a focal length in (0, 1000000] pixels")
     metrics = get("metrics", dict, {})
     if len(metrics) > 200 or not all(
         isinstance(k, str) and len(k) <= 100 and _finite(v) for k, v in metrics.items()
@@ -163,6 +168,7 @@ def spec_from_metadata(metadata: Mapping[str, str], path: Path) -> tuple[str, We
         metrics=MappingProxyType({k: float(v) for k, v in metrics.items()}),
         metrics_protocol=get("metrics_protocol", str, ""),
         licence=get("licence", str, ""),
+        canonical_focal=None if focal is None else float(focal),
     )
     return name, spec, precision
 
@@ -174,6 +180,7 @@ def _finite(value: object) -> bool:
 
 _JSON_KINDS = {
     int: "an integer",
+    float: "a number",
     str: "text",
     list: "a list",
     dict: "an object",
