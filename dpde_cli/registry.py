@@ -124,7 +124,8 @@ def create_model(
     Args:
         name: registered name (see ``list_models``).
         weights: "default" for the shipped weights, a path to a checkpoint, or None for
-            an untrained model.
+            an untrained model; a path to an ONNX export (.onnx) gives an OnnxModel from
+            ``dpde_cli.exported.load_exported`` instead, with the same ``spec`` and ``name``.
         pretrained: initialise the encoder from ImageNet (only when ``weights`` is None).
 
     Returns:
@@ -135,6 +136,11 @@ def create_model(
         WeightsError: no shipped weights, a missing file, a sha256 mismatch, or a
             checkpoint that does not fit the model.
     """
+    if weights not in (None, "default"):
+        from dpde_cli.exported import is_exported, load_exported
+
+        if is_exported(weights):  # an ONNX export, run through onnxruntime
+            return load_exported(weights, model_name=name)
     entry = get_entry(name)
     model = entry.builder(pretrained=pretrained and weights is None)
     if weights == "default":

@@ -8,6 +8,7 @@ import typer
 
 from dpde_cli import __version__
 from dpde_cli.cli import eval as eval_cmd
+from dpde_cli.cli import export as export_cmd
 from dpde_cli.cli import fuse as fuse_cmd
 from dpde_cli.cli import models as models_cmd
 from dpde_cli.cli import pointcloud as pointcloud_cmd
@@ -56,6 +57,7 @@ app.command("train", no_args_is_help=True)(train_cmd.train)
 app.command("pointcloud", no_args_is_help=True)(pointcloud_cmd.pointcloud)
 app.command("eval", no_args_is_help=True)(eval_cmd.eval_command)
 app.command("fuse", no_args_is_help=True)(fuse_cmd.fuse)
+app.command("export", no_args_is_help=True)(export_cmd.export)
 
 
 def main() -> None:

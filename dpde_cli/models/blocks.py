@@ -71,7 +71,9 @@ class Lateral(nn.Module):
         self.conv = nn.Conv2d(decoder_channels + encoder_channels, decoder_channels, 1)
 
     def forward(self, decoder: torch.Tensor, encoder: torch.Tensor) -> torch.Tensor:
-        if decoder.shape[-2:] != encoder.shape[-2:]:
+        # A trace (ONNX export) always resizes: it must serve sizes where the shapes differ;
+        # at equal sizes the bilinear resize is an exact copy.
+        if torch.jit.is_tracing() or decoder.shape[-2:] != encoder.shape[-2:]:
             decoder = F.interpolate(decoder, size=encoder.shape[-2:], mode="bilinear")
         return self.conv(torch.cat((decoder, encoder), dim=1))
 

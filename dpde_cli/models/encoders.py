@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -64,7 +62,10 @@ class SamePadConv2d(nn.Conv2d):
         pads = []
         sizes = x.shape[-1:-3:-1]
         for size, k, s in zip(sizes, self.kernel_size[::-1], self.stride[::-1], strict=True):
-            total = max((math.ceil(size / s) - 1) * s + k - size, 0)
+            # Integer arithmetic only (no math.ceil, no max: k >= s makes it >= 0), so that
+            # the ONNX tracer records the pads as a function of the input size, which makes
+            # an export run at any size (dpde_cli.export).
+            total = ((size + s - 1) // s - 1) * s + k - size
             pads += [total // 2, total - total // 2]
         return F.conv2d(F.pad(x, pads), self.weight, self.bias, self.stride, 0, 1, self.groups)
 
