@@ -194,11 +194,11 @@ def run_spec(
     spec = dataclasses.replace(spec, canonical_focal=None if focal is None else float(focal))
     far = facts.get("val_depth_max")
     if not isinstance(far, (int, float)) or not far > 0:
-        from dpde_cli.metrics import default_protocol
+        from dpde_cli.dataset_catalog import dataset_spec
 
-        try:
-            far = default_protocol(str(facts.get("dataset"))).max_depth
-        except UsageError:  # a dataset with no protocol: keep the registry's range
+        try:  # the far limit of the dataset's protocol, where its catalogue entry has one
+            far = dataset_spec(str(facts.get("dataset"))).protocol.get("max_depth", math.inf)
+        except UsageError:  # an unknown dataset: keep the registry's range
             far = math.inf
     if math.isfinite(far) and far > spec.depth_range[1]:
         spec = dataclasses.replace(spec, depth_range=(spec.depth_range[0], float(far)))

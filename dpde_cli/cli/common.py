@@ -6,8 +6,9 @@ import contextlib
 import functools
 import json
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
@@ -42,6 +43,12 @@ class GlobalOptions:
     device: str = "auto"
     verbose: bool = False
     quiet: bool = False
+
+
+def choice_enum(name: str, values: Iterable[str]) -> Any:
+    """A str Enum of a closed choice the library spells (a catalogue, a config's choices),
+    so that typer offers exactly what the library accepts."""
+    return Enum(name, [(value, value) for value in values], type=str)
 
 
 def _complete_model(incomplete: str) -> list[str]:

@@ -22,6 +22,7 @@ from dpde_cli.cli.common import (
     QuietOption,
     WeightsOption,
     build_predictor,
+    choice_enum,
     err_console,
     global_options,
     handle_errors,
@@ -30,6 +31,7 @@ from dpde_cli.cli.common import (
     show_progress,
     wide_console,
 )
+from dpde_cli.dataset_catalog import dataset_spec, list_datasets
 from dpde_cli.errors import UsageError
 from dpde_cli.outputs import stdout_guard
 
@@ -40,12 +42,7 @@ if TYPE_CHECKING:
 COLUMNS = ("rms", "log10", "abs_rel", "d1", "d2", "d3", "rms_log", "sq_rel", "silog")
 
 
-class Dataset(str, Enum):
-    nyuv2 = "nyuv2"
-    make3d = "make3d"
-    middlebury = "middlebury"
-    folder = "folder"
-    synthetic = "synthetic"
+Dataset = choice_enum("Dataset", list_datasets())
 
 
 class Crop(str, Enum):
@@ -157,7 +154,7 @@ def eval_command(
         dpde eval --dataset nyuv2 --data-dir ~/data/nyu --ablation
         dpde eval --dataset folder --data-dir captures/ --align median --limit 20
     """
-    from dpde_cli.data import DEFAULT_SPLITS, build_datasets, default_workers
+    from dpde_cli.data import build_datasets, default_workers
     from dpde_cli.evaluate import check_protocol, constant_baselines, evaluate
     from dpde_cli.metrics import default_protocol
 
@@ -169,7 +166,7 @@ def eval_command(
         data_dir, weights, json_out=json_out, csv_out=csv_out, save_predictions=save_predictions
     )
     name = dataset.value
-    split = split or DEFAULT_SPLITS[name]
+    split = split or dataset_spec(name).eval_split
     overrides: dict[str, Any] = {
         key: value
         for key, value in (
