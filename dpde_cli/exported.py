@@ -88,7 +88,7 @@ def export_metadata(
         spec: its weights spec (input size, mean/std, depth range, ...).
         precision: "fp32" or "fp16".
         source: (file name, sha256) of the weights exported, None for untrained ones (their
-            spec's training data and metrics are not theirs, so they are left out).
+            spec's training data, metrics and card are not theirs, so they are left out).
     """
     trained = source is not None
     values: dict[str, Any] = {
@@ -108,6 +108,7 @@ def export_metadata(
         "metrics_protocol": spec.metrics_protocol if trained else "",
         "licence": spec.licence,
         "canonical_focal": spec.canonical_focal,
+        "card": spec.card if trained else None,
     }
     return {f"dpde.{key}": json.dumps(value) for key, value in values.items()}
 
@@ -169,6 +170,7 @@ def spec_from_metadata(metadata: Mapping[str, str], path: Path) -> tuple[str, We
         metrics_protocol=get("metrics_protocol", str, ""),
         licence=get("licence", str, ""),
         canonical_focal=None if focal is None else float(focal),
+        card=get("card", (str, type(None)), None),
     )
     return name, spec, precision
 

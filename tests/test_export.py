@@ -131,7 +131,9 @@ def test_metadata_of_shipped_weights_round_trips() -> None:
     metadata = export_metadata("dpde-lite", spec, "fp32", (spec.file, spec.sha256))
     name, back, precision = spec_from_metadata(metadata, Path("x.onnx"))
     assert (name, back, precision) == ("dpde-lite", spec, "fp32")
-    assert all(isinstance(v, str) and json.loads(v) is not None for v in metadata.values())
+    assert all(isinstance(v, str) for v in metadata.values())
+    assert json.loads(metadata["dpde.card"]) == "docs/models/dpde-lite.md"
+    assert json.loads(metadata["dpde.canonical_focal"]) is None  # JSON null, not a string
 
 
 def test_untrained_weights_claim_no_training() -> None:

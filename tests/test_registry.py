@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import dataclasses
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import pytest
@@ -260,3 +261,54 @@ def test_the_input_size_help_states_the_limit() -> None:
 
     side = int(registry.MAX_INPUT_PIXELS**0.5)
     assert f"at most {side}x{side} pixels" in InputSizeOption.__metadata__[0].help
+
+
+# ------------------------------------------------------------------ the spec's schema
+
+ROOT = Path(__file__).resolve().parents[1]
+SCHEMA = {  # field -> (types, required non-empty)
+    "file": ((str, type(None)), False),
+    "sha256": ((str, type(None)), False),
+    "input_size": (tuple, True),
+    "mean": (tuple, True),
+    "std": (tuple, True),
+    "output": (str, True),
+    "depth_range": (tuple, True),
+    "training_data": (str, True),
+    "metrics": (Mapping, False),
+    "metrics_protocol": (str, False),
+    "licence": (str, True),
+    "canonical_focal": ((float, type(None)), False),
+    "card": ((str, type(None)), False),
+}
+TEXT_LIMIT = 300
+"""The most characters of a text field: a sentence or two; the model card has the rest."""
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_spec_schema(name: str) -> None:
+    # after torchvision's test_schema_meta_validation
+    from dpde_cli.metrics import BASE_METRICS, IMAGE_METRICS
+
+    entry = get_entry(name)
+    spec = entry.weights
+    assert [f.name for f in dataclasses.fields(spec)] == list(SCHEMA)
+    for field, (kinds, required) in SCHEMA.items():
+        value = getattr(spec, field)
+        assert isinstance(value, kinds), f"{name}: {field} is {type(value).__name__}"
+        assert value or not required, f"{name}: {field} is empty"
+        if isinstance(value, str):
+            assert len(value) <= TEXT_LIMIT, f"{name}: {field} is over {TEXT_LIMIT} characters"
+    assert 0 < len(entry.description) <= 100
+    assert len(spec.input_size) == 2 and all(isinstance(v, int) for v in spec.input_size)
+    assert len(spec.mean) == len(spec.std) == 3 and 0 < spec.depth_range[0] < spec.depth_range[1]
+    assert set(spec.metrics) <= set(BASE_METRICS) | set(IMAGE_METRICS)
+    assert all(isinstance(v, float) for v in spec.metrics.values())
+    assert bool(spec.metrics) == bool(spec.metrics_protocol), f"{name}: metrics need a protocol"
+    if spec.file is None:  # nothing shipped: nothing measured, no card, and it says so
+        assert spec.sha256 is None and not spec.metrics and spec.card is None
+        assert spec.training_data.startswith("none"), f"{name}: say that no weights ship"
+    else:
+        assert spec.sha256 is not None and len(spec.sha256) == 64
+        assert spec.card is not None and (ROOT / spec.card).is_file(), f"{name}: no card"
+        assert "model card" in spec.training_data and "model card" in spec.metrics_protocol

@@ -31,8 +31,8 @@ from dpde_cli.errors import DpdeError, UsageError
 SYNTHETIC_SEEDS = {"train": 0, "test": 1_000_000}
 """First scene seed of each synthetic split: ``dpde train`` renders seeds 0, 1, ... and
 ``dpde eval`` scores seeds from 1,000,000 on, scenes no training run of fewer than a million
-scenes has seen (the shipped dpde-lite weights saw seeds in 100000-149999, as their
-registry entry lists)."""
+scenes has seen (the shipped dpde-lite weights saw seeds in 100000-177999, as their
+model card lists)."""
 SYNTHETIC_TEST_LENGTH = 100
 """Scenes in the synthetic test split."""
 
