@@ -9,7 +9,6 @@ Example:
 
 from __future__ import annotations
 
-import dataclasses
 import fnmatch
 import hashlib
 import math
@@ -134,8 +133,10 @@ def create_model(
         pretrained: initialise the encoder from ImageNet (only when ``weights`` is None).
 
     Returns:
-        The model in eval mode on the CPU, with its WeightsSpec as ``model.spec`` (for a
-        checkpoint of a `dpde train` run, adjusted to the run: see ``run_spec``).
+        The model in eval mode on the CPU, with its registered WeightsSpec as ``model.spec``
+        and, for a checkpoint of a `dpde train` run, what it says about running it as
+        ``model.run_facts`` (``inference_facts``; {} otherwise): ``resolve_inference``
+        reads both.
 
     Raises:
         WeightsError: no shipped weights, a missing file, a sha256 mismatch, or a
@@ -155,48 +156,101 @@ def create_model(
                 "(a checkpoint from `dpde train`)"
             )
         load_weights(model, entry.weights.path, expected_sha256=entry.weights.sha256)
-    spec = entry.weights
+    run: Mapping[str, Any] = MappingProxyType({})
     if weights not in (None, "default"):
         path = Path(weights)
         facts = load_weights(model, path)
-        if not _is_shipped(path, spec):  # the shipped file runs as shipped, however named
-            spec = run_spec(path, name, spec, facts)
-    model.spec = spec
+        if not _is_shipped(path, entry.weights):  # the shipped file runs as shipped
+            run = inference_facts(path, name, facts)
+    model.spec = entry.weights
+    model.run_facts = run
     model.name = name
     return model.eval()
 
 
-def run_spec(
-    path: Path, name: str, spec: WeightsSpec, facts: Mapping[str, Any] | None = None
-) -> WeightsSpec:
-    """``spec`` as fits weights from a `dpde train` run: the input size the run trained at,
-    and a depth range reaching as far as the run's data, where the registry's (10 m) would
-    clip predictions: the farthest validation ground truth, else the far limit of its
-    dataset's protocol (Make3D: 70 m).
+@dataclass(frozen=True)
+class InferenceSpec:
+    """How a model runs in one session, resolved once (``resolve_inference``) from its
+    WeightsSpec, what its weights file says of the run that made it, the caller's options
+    and, for an evaluation, the protocol's depth range; the WeightsSpec stays as registered.
+
+    Attributes:
+        input_size: (H, W) the network runs at for photos of that aspect ratio (others run
+            at as many pixels in their own, ``predict.inference_size``).
+        depth_range: (near, far) metres predictions are clipped to.
+        canonical_focal: the focal length (pixels at ``input_size``) the depth output
+            refers to (see ``WeightsSpec.canonical_focal``), or None.
+    """
+
+    input_size: tuple[int, int]
+    depth_range: tuple[float, float]
+    canonical_focal: float | None = None
+
+
+def resolve_inference(
+    model: Any, input_size: tuple[int, int] | None = None, max_depth: float | None = None
+) -> InferenceSpec:
+    """How ``model`` (from ``create_model``) runs: its spec's input size, depth range and
+    canonical focal length, or its run's (``model.run_facts``, see ``inference_facts``),
+    or the caller's.
+
+    Args:
+        model: has ``spec`` (WeightsSpec) and, for weights of a `dpde train` run,
+            ``run_facts``.
+        input_size: (H, W) to run at instead (checked as ``check_input_size``).
+        max_depth: widen the depth range to this far limit (an evaluation protocol's, so
+            that it can score depths past the model's own range); never narrows it.
+
+    Raises:
+        UsageError: an unusable ``input_size``.
+    """
+    spec = model.spec
+    run = getattr(model, "run_facts", None) or {}
+    size = check_input_size(input_size) if input_size else run.get("input_size", spec.input_size)
+    near, far = spec.depth_range
+    for limit in (run.get("max_depth"), max_depth):
+        if limit is not None and math.isfinite(limit) and limit > far:
+            far = float(limit)
+    focal = run.get("canonical_focal", spec.canonical_focal)  # a run's None holds too
+    return InferenceSpec(size, (near, far), focal)
+
+
+def inference_facts(
+    path: Path, name: str, facts: Mapping[str, Any] | None = None
+) -> Mapping[str, Any]:
+    """What weights from a `dpde train` run of ``name`` say about running them, checked:
+    "input_size" the run trained at, "canonical_focal" (None: metres whatever the camera)
+    and "max_depth", a far limit reaching as far as the run's data where the registry's
+    (10 m) would clip predictions: the farthest validation ground truth, else the far limit
+    of its dataset's protocol (Make3D: 70 m).
 
     The run's facts ("model", "input_size", "dataset", "val_depth_max") are those the file
     carries (``facts``, from ``read_weights``), else, for a file in a run's ``weights/`` or
     ``checkpoints/`` folder, the run folder's (``training.run_folder.facts_beside``).
-    Without them, or from a run of another model, ``spec`` itself."""
+    Without them, or from a run of another model: {} (the model's spec holds).
+
+    Raises:
+        WeightsError: an input size or focal length that cannot be used.
+    """
     from dpde_cli.training.run_folder import facts_beside
 
     facts = facts or facts_beside(path)
     if facts.get("model") != name:
-        return spec
+        return MappingProxyType({})
+    checked: dict[str, Any] = {}
     size = facts.get("input_size")
     if isinstance(size, (list, tuple)) and len(size) == 2:
         try:
-            size = check_input_size([s for s in size if isinstance(s, int)])
+            checked["input_size"] = check_input_size([s for s in size if isinstance(s, int)])
         except (UsageError, ValueError) as exc:
             why = f" ({exc})" if isinstance(exc, UsageError) else ""
             raise WeightsError(f"{path}: records an unusable input size {size}{why}") from None
-        spec = dataclasses.replace(spec, input_size=size)
     focal = facts.get("canonical_focal")  # a run without one predicts metres, whatever camera
     if focal is not None and (
         isinstance(focal, bool) or not isinstance(focal, (int, float)) or not 0 < focal < math.inf
     ):
         raise WeightsError(f"{path}: records an unusable canonical focal length {focal!r}")
-    spec = dataclasses.replace(spec, canonical_focal=None if focal is None else float(focal))
+    checked["canonical_focal"] = None if focal is None else float(focal)
     far = facts.get("val_depth_max")
     if not isinstance(far, (int, float)) or not far > 0:
         from dpde_cli.dataset_catalog import dataset_spec
@@ -205,13 +259,13 @@ def run_spec(
             far = dataset_spec(str(facts.get("dataset"))).protocol.get("max_depth", math.inf)
         except UsageError:  # an unknown dataset: keep the registry's range
             far = math.inf
-    if math.isfinite(far) and far > spec.depth_range[1]:
-        spec = dataclasses.replace(spec, depth_range=(spec.depth_range[0], float(far)))
-    return spec
+    checked["max_depth"] = float(far)
+    return MappingProxyType(checked)
 
 
 RUN_FACTS = ("model", "input_size", "dataset", "val_depth_max", "canonical_focal")
-"""What a weights file from `dpde train` says of the run that made it (see ``run_spec``)."""
+"""What a weights file from `dpde train` says of the run that made it (see
+``inference_facts``)."""
 
 
 def run_facts(*sources: object) -> dict[str, Any]:

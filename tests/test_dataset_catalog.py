@@ -128,11 +128,10 @@ def test_one_entry_makes_a_dataset_trained_on(throwaway: DatasetSpec, tmp_path) 
 
 
 def test_one_entry_widens_a_run_s_depth_range(throwaway: DatasetSpec, tmp_path) -> None:
-    from dpde_cli.registry import get_entry, run_spec
+    from dpde_cli.registry import inference_facts
 
-    spec = get_entry("dpde-r50").weights
     facts = {"model": "dpde-r50", "dataset": "throwaway"}
-    assert run_spec(tmp_path / "w.pt", "dpde-r50", spec, facts).depth_range == (0.1, 42.0)
+    assert inference_facts(tmp_path / "w.pt", "dpde-r50", facts)["max_depth"] == 42.0
 
 
 def test_one_entry_is_offered_by_the_cli() -> None:

@@ -136,6 +136,20 @@ def test_metadata_of_shipped_weights_round_trips() -> None:
     assert json.loads(metadata["dpde.canonical_focal"]) is None  # JSON null, not a string
 
 
+def test_a_run_s_input_size_range_and_focal_travel_in_the_metadata() -> None:
+    from dpde_cli.registry import InferenceSpec
+
+    spec = create_model("dpde-tiny", weights=None).spec
+    run = InferenceSpec((96, 128), (0.1, 42.0), 50.0)
+    metadata = export_metadata("dpde-tiny", spec, "fp32", ("w.pt", "0" * 64), run)
+    _, back, _ = spec_from_metadata(metadata, Path("x.onnx"))
+    assert (back.input_size, back.depth_range, back.canonical_focal) == (
+        (96, 128),
+        (0.1, 42.0),
+        50.0,
+    )
+
+
 def test_untrained_weights_claim_no_training() -> None:
     spec = create_model("dpde-lite", weights=None).spec
     _, back, _ = spec_from_metadata(export_metadata("dpde-lite", spec, "fp32", None), Path("x"))

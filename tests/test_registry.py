@@ -17,6 +17,7 @@ from dpde_cli.registry import (
     get_entry,
     list_models,
     register_model,
+    resolve_inference,
     sha256_file,
 )
 
@@ -137,15 +138,34 @@ def _run_folder(tmp_path: Path, tiny_weights: Path, config: object, folder: str)
     return path
 
 
+def _inference(path: Path, name: str = "dpde-tiny"):
+    """How weights at ``path`` run (``resolve_inference`` of the model they load into)."""
+    return resolve_inference(create_model(name, weights=path))
+
+
+def test_inference_is_resolved_from_the_options_and_a_protocol_s_range() -> None:
+    model = create_model("dpde-tiny", weights=None)
+    assert resolve_inference(model) == registry.InferenceSpec((64, 96), (0.1, 10.0), None)
+    wider = resolve_inference(model, input_size=(96, 128), max_depth=80.0)
+    assert wider == registry.InferenceSpec((96, 128), (0.1, 80.0), None)
+    assert resolve_inference(model, max_depth=5.0).depth_range == (0.1, 10.0)  # never narrower
+    assert resolve_inference(model, max_depth=float("inf")).depth_range == (0.1, 10.0)
+    with pytest.raises(UsageError, match="multiples of 8"):
+        resolve_inference(model, input_size=(60, 96))
+    assert model.spec is get_entry("dpde-tiny").weights
+
+
 @pytest.mark.parametrize("folder", ["weights", "checkpoints"])
 def test_a_run_s_weights_run_at_the_size_the_run_trained_at(
     tiny_weights: Path, tmp_path: Path, folder: str
 ) -> None:
     config = {"model": "dpde-tiny", "input_size": [96, 128], "dataset": "nyuv2"}
     path = _run_folder(tmp_path, tiny_weights, config, folder)
-    spec = create_model("dpde-tiny", weights=path).spec
-    assert spec.input_size == (96, 128) and spec.depth_range == (0.1, 10.0)
-    assert get_entry("dpde-tiny").weights.input_size == (64, 96)  # the registry is untouched
+    model = create_model("dpde-tiny", weights=path)
+    run = resolve_inference(model)
+    assert run.input_size == (96, 128) and run.depth_range == (0.1, 10.0)
+    assert model.spec is get_entry("dpde-tiny").weights  # the spec is the registry's, as is
+    assert model.spec.input_size == (64, 96)
 
 
 def test_a_run_s_weights_reach_its_farthest_validation_depth(
@@ -156,16 +176,16 @@ def test_a_run_s_weights_reach_its_farthest_validation_depth(
     config = {"model": "dpde-tiny", "input_size": [64, 96], "dataset": "folder"}
     path = _run_folder(tmp_path, tiny_weights, config, "weights")
     (tmp_path / "run" / "weights.json").write_text(json.dumps({"val_depth_max": 79.5}))
-    assert create_model("dpde-tiny", weights=path).spec.depth_range == (0.1, 79.5)
+    assert _inference(path).depth_range == (0.1, 79.5)
     (tmp_path / "run" / "weights.json").write_text(json.dumps({"val_depth_max": 4.0}))
-    assert create_model("dpde-tiny", weights=path).spec.depth_range == (0.1, 10.0)  # only wider
+    assert _inference(path).depth_range == (0.1, 10.0)  # only wider
 
 
 def test_a_make3d_run_s_weights_are_not_clipped_at_10_m(tiny_weights: Path, tmp_path: Path) -> None:
     # the registry's range is indoor; Make3D's protocol scores ground truth up to 70 m
     config = {"model": "dpde-tiny", "input_size": [448, 352], "dataset": "make3d"}
     path = _run_folder(tmp_path, tiny_weights, config, "weights")
-    assert create_model("dpde-tiny", weights=path).spec.depth_range == (0.1, 70.0)
+    assert _inference(path).depth_range == (0.1, 70.0)
 
 
 @pytest.mark.parametrize(
@@ -181,7 +201,7 @@ def test_weights_outside_a_run_of_that_model_keep_the_registry_size(
     tiny_weights: Path, tmp_path: Path, config: object, folder: str
 ) -> None:
     path = _run_folder(tmp_path, tiny_weights, config, folder)
-    assert create_model("dpde-tiny", weights=path).spec.input_size == (64, 96)
+    assert _inference(path).input_size == (64, 96)
 
 
 @pytest.mark.parametrize(
@@ -205,8 +225,8 @@ def test_weights_copied_out_of_their_run_still_run_as_trained(
     # the file carries its run's facts: no config.json beside it
     path = tmp_path / "copied.pt"
     torch.save(payload(torch.load(tiny_weights, weights_only=True)), path)
-    spec = create_model("dpde-tiny", weights=path).spec
-    assert spec.input_size == (96, 128) and spec.depth_range == (0.1, 42.0)
+    run = _inference(path)
+    assert run.input_size == (96, 128) and run.depth_range == (0.1, 42.0)
 
 
 @pytest.mark.parametrize("size", [[60, 96], ["a", 96], [64.0, 96]])
@@ -232,11 +252,11 @@ def test_the_shipped_file_runs_as_shipped_however_it_is_named(tmp_path: Path) ->
     shipped = get_entry("dpde-lite").weights
     copy = tmp_path / "mine.pt"
     copy.write_bytes(shipped.path.read_bytes())
-    default = create_model("dpde-lite").spec
-    assert create_model("dpde-lite", weights=shipped.path).spec == default
-    assert create_model("dpde-lite", weights=copy).spec == default
+    default = resolve_inference(create_model("dpde-lite"))
+    assert _inference(shipped.path, "dpde-lite") == default
+    assert _inference(copy, "dpde-lite") == default
     copy.write_bytes(copy.read_bytes() + b"\0")  # not the shipped file: its own run's facts
-    assert create_model("dpde-lite", weights=copy).spec.depth_range[1] > 10.0
+    assert _inference(copy, "dpde-lite").depth_range[1] > 10.0
 
 
 def test_input_sizes_past_the_limit_are_refused_before_any_allocation() -> None:

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import csv
-import dataclasses
 import io
 import json
-import math
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -195,15 +193,17 @@ def eval_command(
     baselines = []
     if constant_baseline is not None:
         baselines = constant_baselines(constant_baseline, protocol.alignment)
-    predictor, spec = build_predictor(
-        model, weights, device or opts.device, precision, 10.0 if fuse else None, input_size
+    # the protocol's far limit where past the model's, which would clip what --max-depth 80
+    # asks to score (weights trained on KITTI-like folders)
+    predictor, _ = build_predictor(
+        model,
+        weights,
+        device or opts.device,
+        precision,
+        10.0 if fuse else None,
+        input_size,
+        max_depth=protocol.max_depth,
     )
-    if math.isfinite(protocol.max_depth) and protocol.max_depth > spec.depth_range[1]:
-        # the protocol clamps predictions to its own range; the model's narrower one would
-        # clip what --max-depth 80 asks to score (weights trained on KITTI-like folders)
-        predictor.spec = dataclasses.replace(
-            spec, depth_range=(spec.depth_range[0], protocol.max_depth)
-        )
     total = min(limit or len(data), len(data))
     with make_progress(show_progress(quiet)) as progress:
         task = progress.add_task(f"eval {name}", total=total)
@@ -226,7 +226,7 @@ def eval_command(
         "data_dir": [str(d) for d in data_dir or []],
         "model": model,
         "weights": weights or "shipped",
-        "input_size": list(predictor.spec.input_size),
+        "input_size": list(predictor.inference.input_size),
         "fusion": fuse,
         "ground_truth": result.ground_truth,
         "protocol": result.protocol,
