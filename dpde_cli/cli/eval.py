@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import csv
-import dataclasses
 import io
 import json
-import math
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -22,6 +20,7 @@ from dpde_cli.cli.common import (
     QuietOption,
     WeightsOption,
     build_predictor,
+    choice_enum,
     err_console,
     global_options,
     handle_errors,
@@ -30,6 +29,7 @@ from dpde_cli.cli.common import (
     show_progress,
     wide_console,
 )
+from dpde_cli.dataset_catalog import dataset_spec, list_datasets
 from dpde_cli.errors import UsageError
 from dpde_cli.outputs import stdout_guard
 
@@ -40,12 +40,7 @@ if TYPE_CHECKING:
 COLUMNS = ("rms", "log10", "abs_rel", "d1", "d2", "d3", "rms_log", "sq_rel", "silog")
 
 
-class Dataset(str, Enum):
-    nyuv2 = "nyuv2"
-    make3d = "make3d"
-    middlebury = "middlebury"
-    folder = "folder"
-    synthetic = "synthetic"
+Dataset = choice_enum("Dataset", list_datasets())
 
 
 class Crop(str, Enum):
@@ -157,7 +152,7 @@ def eval_command(
         dpde eval --dataset nyuv2 --data-dir ~/data/nyu --ablation
         dpde eval --dataset folder --data-dir captures/ --align median --limit 20
     """
-    from dpde_cli.data import DEFAULT_SPLITS, build_datasets, default_workers
+    from dpde_cli.data import build_datasets, default_workers
     from dpde_cli.evaluate import check_protocol, constant_baselines, evaluate
     from dpde_cli.metrics import default_protocol
 
@@ -169,7 +164,7 @@ def eval_command(
         data_dir, weights, json_out=json_out, csv_out=csv_out, save_predictions=save_predictions
     )
     name = dataset.value
-    split = split or DEFAULT_SPLITS[name]
+    split = split or dataset_spec(name).eval_split
     overrides: dict[str, Any] = {
         key: value
         for key, value in (
@@ -198,15 +193,17 @@ def eval_command(
     baselines = []
     if constant_baseline is not None:
         baselines = constant_baselines(constant_baseline, protocol.alignment)
-    predictor, spec = build_predictor(
-        model, weights, device or opts.device, precision, 10.0 if fuse else None, input_size
+    # the protocol's far limit where past the model's, which would clip what --max-depth 80
+    # asks to score (weights trained on KITTI-like folders)
+    predictor, _ = build_predictor(
+        model,
+        weights,
+        device or opts.device,
+        precision,
+        10.0 if fuse else None,
+        input_size,
+        max_depth=protocol.max_depth,
     )
-    if math.isfinite(protocol.max_depth) and protocol.max_depth > spec.depth_range[1]:
-        # the protocol clamps predictions to its own range; the model's narrower one would
-        # clip what --max-depth 80 asks to score (weights trained on KITTI-like folders)
-        predictor.spec = dataclasses.replace(
-            spec, depth_range=(spec.depth_range[0], protocol.max_depth)
-        )
     total = min(limit or len(data), len(data))
     with make_progress(show_progress(quiet)) as progress:
         task = progress.add_task(f"eval {name}", total=total)
@@ -229,7 +226,7 @@ def eval_command(
         "data_dir": [str(d) for d in data_dir or []],
         "model": model,
         "weights": weights or "shipped",
-        "input_size": list(predictor.spec.input_size),
+        "input_size": list(predictor.inference.input_size),
         "fusion": fuse,
         "ground_truth": result.ground_truth,
         "protocol": result.protocol,
