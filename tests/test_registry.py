@@ -247,16 +247,17 @@ def test_input_sizes_must_be_multiples_of_8_and_at_least_32(size: tuple[int, int
 
 
 def test_the_shipped_file_runs_as_shipped_however_it_is_named(tmp_path: Path) -> None:
-    # the shipped file carries its run's facts (a farther depth range than the registry's);
-    # loaded by path, or as a copy, it must still behave as the default weights do
-    shipped = get_entry("dpde-lite").weights
+    # dpde-lite-renders' file carries its run's facts (a farther depth range than the
+    # registry's); loaded by path, or as a copy, it must still behave as the registry says
+    name = "dpde-lite-renders"
+    shipped = get_entry(name).weights
     copy = tmp_path / "mine.pt"
     copy.write_bytes(shipped.path.read_bytes())
-    default = resolve_inference(create_model("dpde-lite"))
-    assert _inference(shipped.path, "dpde-lite") == default
-    assert _inference(copy, "dpde-lite") == default
+    default = resolve_inference(create_model(name))
+    assert _inference(shipped.path, name) == default
+    assert _inference(copy, name) == default
     copy.write_bytes(copy.read_bytes() + b"\0")  # not the shipped file: its own run's facts
-    assert _inference(copy, "dpde-lite").depth_range[1] > 10.0
+    assert _inference(copy, "dpde-lite").depth_range[1] > 10.0  # (its run was dpde-lite's)
 
 
 def test_input_sizes_past_the_limit_are_refused_before_any_allocation() -> None:
