@@ -60,7 +60,7 @@ import numpy as np
 from dpde_cli.errors import DpdeError, UsageError
 from dpde_cli.fusion import FusionConfig, FusionResult, irls_fuse
 from dpde_cli.scattered import Triangulation, upsample, values_at
-from dpde_cli.sparse import anchor_map, parse_anchor, read_sparse_depth, sparse_points
+from dpde_cli.sparse import ALIGNMENTS, anchor_map, parse_anchor, read_sparse_depth, sparse_points
 
 __all__ = [
     "ALIGNMENTS",
@@ -73,7 +73,6 @@ __all__ = [
 ]
 
 Align = Literal["scale", "scale-shift"]
-ALIGNMENTS: tuple[str, ...] = ("scale", "scale-shift")
 _MAD_TO_SIGMA = 1.4826
 _SHIFT_IRLS_STEPS = 10
 _MIN_DEPTH_FRACTION = 1e-3
