@@ -121,7 +121,8 @@ def predict(
 
     The camera (--fx/--intrinsics/EXIF/--fov/default, as `dpde
     pointcloud`) matters only to weights trained for a canonical focal
-    length (see `dpde models`); the shipped weights ignore it.
+    length (`dpde train --canonical-camera`); the shipped weights ignore
+    it.
 
     Examples:
 
