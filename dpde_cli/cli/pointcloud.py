@@ -206,8 +206,6 @@ def pointcloud(
     camera = Camera(fx, fy, cx, cy, intrinsics, fov, exif)
     camera.check()
     measured = measurements(sparse_depth, anchor, depth_scale, align)
-    if measured.given and depth is not None:
-        raise UsageError("--sparse-depth and --anchor complete a prediction; not with --depth")
     measured.check(items)
     jobs = plan_clouds(items, output, suffix, mesh, depth, measured)
     extra = [p for p in (intrinsics, Path(weights) if weights else None) if p is not None]

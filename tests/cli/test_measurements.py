@@ -264,4 +264,4 @@ def test_pointcloud_refuses_measurements_with_a_depth_map(
     np.save(depth, np.full((48, 64), 2.0, np.float32))
     result = run("pointcloud", str(photos / "a.png"), "--depth", str(depth), "--anchor",
                  "1,1=2", "-o", str(tmp_path / "c.ply"))  # fmt: skip
-    assert result.exit_code == 2 and "not with --depth" in result.stderr
+    assert result.exit_code == 2 and "not a --depth map" in result.stderr
