@@ -41,6 +41,16 @@ def plain_prediction(photo: Path, out: Path, weights: Path) -> bool:
     return run("predict", str(photo), "-o", str(out), *tiny(weights)).exit_code == 0
 
 
+def anchors_from(photo: Path, weights: Path, tmp_path: Path, truth) -> list[str]:
+    """--anchor options at four pixels, their distances ``truth(depth, depth at the pixel)``
+    of the plain prediction."""
+    plain = tmp_path / "plain.npy"
+    assert plain_prediction(photo, plain, weights)
+    d = read_depth(plain)
+    pixels = [(5, 5), (60, 40), (30, 20), (12, 33)]
+    return [f"--anchor={x},{y}={truth(d, d[y, x])}" for x, y in pixels]
+
+
 def sparse_map(shape=(48, 64), points=((5, 7, 1.5), (30, 40, 2.25), (40, 10, 3.0))):
     """A float map with measurements at (row, col, metres), 0 elsewhere."""
     out = np.zeros(shape, np.float32)
@@ -105,11 +115,7 @@ def test_one_anchor_fixes_the_scale_of_the_whole_prediction(
 def test_scale_shift_recovers_a_known_scale_and_shift(
     photos: Path, tiny_weights: Path, tmp_path: Path
 ) -> None:
-    plain = tmp_path / "plain.npy"
-    assert plain_prediction(photos / "a.png", plain, tiny_weights)
-    d = read_depth(plain)
-    pixels = [(5, 5), (60, 40), (30, 20), (12, 33)]
-    anchors = [f"--anchor={x},{y}={2.0 * d[y, x] + 0.5}" for x, y in pixels]
+    anchors = anchors_from(photos / "a.png", tiny_weights, tmp_path, lambda d, z: 2.0 * z + 0.5)
     result = run("predict", str(photos / "a.png"), "-o", str(tmp_path / "d.npy"), "--json",
                  *anchors, "--align", "scale-shift", *tiny(tiny_weights))  # fmt: skip
     assert result.exit_code == 0, result.output
@@ -122,11 +128,8 @@ def test_scale_shift_recovers_a_known_scale_and_shift(
 def test_a_shift_against_the_depth_order_fails_naming_the_photo(
     photos: Path, tiny_weights: Path, tmp_path: Path
 ) -> None:
-    plain = tmp_path / "plain.npy"
-    assert plain_prediction(photos / "a.png", plain, tiny_weights)
-    d = read_depth(plain)
-    pixels = [(5, 5), (60, 40), (30, 20), (12, 33)]
-    anchors = [f"--anchor={x},{y}={d.max() + 1 - d[y, x]}" for x, y in pixels]  # order reversed
+    reversed_order = lambda d, z: d.max() + 1 - z  # noqa: E731
+    anchors = anchors_from(photos / "a.png", tiny_weights, tmp_path, reversed_order)
     out = tmp_path / "d.npy"
     result = run("predict", str(photos / "a.png"), "-o", str(out), *anchors,
                  "--align", "scale-shift", *tiny(tiny_weights))  # fmt: skip
