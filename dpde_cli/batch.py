@@ -10,7 +10,8 @@ finishes (the CLI prints its line there).
 
 Example:
     >>> jobs = [Job(item, {"depth": output_path(item, None, ".npy")}) for item in items]
-    >>> report = run_batch(jobs, write, infer=predictor.predict, options=BatchOptions())
+    >>> infer = lambda jobs, images: predictor.predict(images)
+    >>> report = run_batch(jobs, write, infer=infer, options=BatchOptions())
     >>> [outcome.reason for outcome in report.failed]
 """
 
@@ -151,7 +152,7 @@ def run_batch(
     jobs: Sequence[Job],
     write: Writer,
     *,
-    infer: Callable[[list[np.ndarray]], list[Any]] | None = None,
+    infer: Callable[[list[Job], list[np.ndarray]], list[Any]] | None = None,
     decode: bool = True,
     options: BatchOptions = BatchOptions(),
 ) -> BatchReport:
@@ -167,7 +168,8 @@ def run_batch(
     Args:
         jobs: the inputs and their planned outputs.
         write: writes one input's outputs; see ``Writer``.
-        infer: a list of same-size (H, W, 3) uint8 images -> one result each; None: none.
+        infer: (the jobs, their same-size (H, W, 3) uint8 images) -> one result each (the
+            jobs tell whose photos they are: their cameras, their measurements); None: none.
         decode: False to skip reading the inputs as images (``write`` gets None).
         options: overwrite, batch size, pixel limit, other inputs, ``on_outcome``.
 
@@ -206,7 +208,8 @@ def run_batch(
         if not good:
             continue
         images = [image for _, image in good]
-        results = infer(images) if infer is not None else [None] * len(images)
+        todo_now = [job for job, _ in good]
+        results = infer(todo_now, images) if infer is not None else [None] * len(images)
         for (job, image), result in zip(good, results, strict=True):
             finish(job, *_write_one(job, write, image, result))
     return report

@@ -60,7 +60,7 @@ import numpy as np
 from dpde_cli.errors import DpdeError, UsageError
 from dpde_cli.fusion import FusionConfig, FusionResult, irls_fuse
 from dpde_cli.scattered import Triangulation, upsample, values_at
-from dpde_cli.sparse import anchor_map, parse_anchor, read_sparse_depth, sparse_points
+from dpde_cli.sparse import ALIGNMENTS, anchor_map, parse_anchor, read_sparse_depth, sparse_points
 
 __all__ = [
     "ALIGNMENTS",
@@ -73,7 +73,6 @@ __all__ = [
 ]
 
 Align = Literal["scale", "scale-shift"]
-ALIGNMENTS: tuple[str, ...] = ("scale", "scale-shift")
 _MAD_TO_SIGMA = 1.4826
 _SHIFT_IRLS_STEPS = 10
 _MIN_DEPTH_FRACTION = 1e-3
@@ -93,6 +92,10 @@ class CompletionConfig:
             [0, 1]; None chooses it per image by cross-validation.
         cv_folds: folds of that cross-validation.
         cv_min_points: fewest inlier points for it; with fewer, beta is 1.
+        cv_max_points: most points the folds are drawn from (a fixed random subset);
+            the others are held out from all of that subset at once, so that a dense
+            map (a depth sensor's every pixel) is judged as well in a fraction of the
+            time.
         grid_step: most pixels between the nodes where the interpolation is evaluated;
             fewer (a quarter of the points' mean spacing, at least 1) for dense points.
         border_points: pseudo-points per image side that extend the interpolation to the
@@ -110,6 +113,7 @@ class CompletionConfig:
     detail: float | None = None
     cv_folds: int = 5
     cv_min_points: int = 5
+    cv_max_points: int = 4096
     grid_step: int = 8
     border_points: int = 8
     weak_weight: float = 0.1
@@ -122,8 +126,10 @@ class CompletionConfig:
             raise UsageError("completion needs outlier_k > 0 and outlier_floor >= 0")
         if self.detail is not None and not 0 <= self.detail <= 1:
             raise UsageError(f"completion detail must lie in [0, 1], got {self.detail}")
-        if self.cv_folds < 2 or self.cv_min_points < self.cv_folds:
-            raise UsageError("completion needs cv_folds >= 2 and cv_min_points >= cv_folds")
+        if self.cv_folds < 2 or not self.cv_folds <= self.cv_min_points <= self.cv_max_points:
+            raise UsageError(
+                "completion needs cv_folds >= 2 and cv_folds <= cv_min_points <= cv_max_points"
+            )
         if self.grid_step < 1 or self.border_points < 2:
             raise UsageError("completion needs grid_step >= 1 and border_points >= 2")
         if not (0 < self.weak_weight <= 1 and 0 <= self.gradient_mix <= 1):
@@ -427,15 +433,26 @@ def _held_out(
     """k-fold held-out residuals of the interpolation: ``A = log z - I(log z)`` and
     ``Q = log a - I(log a)`` at each point, ``I`` built from the other folds' points.
 
-    The folds are a fixed function of the point count (reproducible).
+    The folds are a fixed function of the point count (reproducible). Beyond
+    ``cv_max_points`` points, the folds split a fixed random subset of that many, and the
+    other points are held out from the whole subset.
     """
     n = len(log_z)
-    fold = np.random.default_rng(n).permutation(n) % config.cv_folds
+    rng = np.random.default_rng(n)
     both = np.column_stack([log_z, log_aligned])
     held = np.empty_like(both)
-    step = _node_step(shape, n, config)
+    subset = np.arange(n)
+    if n > config.cv_max_points:
+        subset = np.sort(rng.choice(n, config.cv_max_points, replace=False))
+        rest = np.setdiff1d(np.arange(n), subset)
+        tri = Triangulation(points[subset], shape, _node_step(shape, subset.size, config),
+                            config.border_points)  # fmt: skip
+        grid = tri.grid(both[subset])
+        held[rest] = both[rest] - values_at(grid, tri.gy, tri.gx, points[rest])
+    fold = rng.permutation(subset.size) % config.cv_folds
+    step = _node_step(shape, subset.size, config)
     for f in range(config.cv_folds):
-        train, test = fold != f, fold == f
+        train, test = subset[fold != f], subset[fold == f]
         tri = Triangulation(points[train], shape, step, config.border_points)
         held[test] = both[test] - values_at(tri.grid(both[train]), tri.gy, tri.gx, points[test])
     return held[:, 0], held[:, 1]

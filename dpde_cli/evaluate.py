@@ -45,6 +45,73 @@ class Baseline:
     oracle_scale: bool = False
 
 
+@dataclass(frozen=True)
+class SparseSamples:
+    """Completion from ground-truth samples: the sparse-to-dense protocol of Ma & Karaman
+    (2018), so that any dataset measures ``completion.complete_depth``.
+
+    Image ``i`` of the run (from 0, in dataset order) gets ``count`` pixels drawn
+    uniformly from those the protocol scores (``EvalProtocol.eval_mask``) with seed
+    ``seed + i`` (``sparse.sample_sparse``), put on the prediction's grid where the
+    ground truth's differs; the model's depth is completed from them with ``align``.
+
+    Attributes:
+        count: samples per image (all the valid pixels where there are fewer).
+        seed: seed of the first image's draw.
+        align: "scale" or "scale-shift".
+    """
+
+    count: int
+    seed: int = 0
+    align: str = "scale"
+
+    def __post_init__(self) -> None:
+        from dpde_cli.sparse import ALIGNMENTS
+
+        if self.count < 1:
+            raise UsageError(f"--sparse-samples must be >= 1, got {self.count}")
+        if self.align not in ALIGNMENTS:
+            raise UsageError(f"unknown alignment {self.align!r}; use {' or '.join(ALIGNMENTS)}")
+
+    @property
+    def row(self) -> str:
+        """The label of the completed row."""
+        return f"DPDE completed from {self.count} samples"
+
+    def describe(self) -> str:
+        """The protocol's words for it."""
+        return (
+            f"completed from {self.count} ground-truth samples per image, drawn uniformly "
+            f"from the valid pixels (Ma & Karaman 2018 sparse-to-dense protocol; seed "
+            f"{self.seed} + image index; {self.align} alignment)"
+        )
+
+    def complete(self, out: Any, gt: torch.Tensor, mask: torch.Tensor, first: int) -> torch.Tensor:
+        """(B, 1, h, w) depth of a BatchPrediction ``out`` completed from samples of the
+        (B, 1, H, W) ground truth ``gt`` at ``mask``; images ``first``, ``first + 1``..."""
+        import numpy as np
+        import torch
+
+        from dpde_cli.completion import complete_depth
+        from dpde_cli.sparse import rasterize_points, sample_sparse, sparse_points
+
+        depth = out.depth.float().cpu().numpy()[:, 0]
+        gradients = out.gradients.float().cpu().numpy()
+        truth, scored = gt.cpu().numpy()[:, 0], mask.cpu().numpy()[:, 0]
+        completed = []
+        for i, network in enumerate(depth):
+            samples = sample_sparse(truth[i], scored[i], self.count, seed=self.seed + first + i)
+            if samples.shape != network.shape:
+                rows, cols, z, _ = sparse_points(samples)
+                samples = rasterize_points(rows, cols, z, samples.shape, network.shape)
+            if not samples.any():  # no valid pixel: the image is skipped by the metrics
+                completed.append(network)
+                continue
+            result = complete_depth(network, gradients[i], samples, align=self.align)
+            completed.append(result.depth)
+        return torch.from_numpy(np.stack(completed)[:, None]).to(out.depth.device)
+
+
 def constant_baselines(depth: float, alignment: str) -> list[Baseline]:
     """The constant-depth rows for a protocol: the constant and its GT-median oracle.
 
@@ -119,6 +186,7 @@ def evaluate(
     baselines: Sequence[Baseline] = (),
     save_predictions: Path | None = None,
     on_progress: Callable[[int], None] | None = None,
+    sparse: SparseSamples | None = None,
 ) -> EvalResult:
     """Run a model over a dataset and compute the metrics of every variant.
 
@@ -133,8 +201,11 @@ def evaluate(
         ablation: also report the same run without the gradient stream (the unfused
             global depth), as the paper's Tables 2 and 4; needs a predictor with fusion.
         baselines: constant-depth references evaluated on the same images.
-        save_predictions: write each image's (fused) depth as a 16-bit PNG (mm) here.
+        save_predictions: write each image's depth (that of the first row: completed,
+            else fused) as a 16-bit PNG (mm) here.
         on_progress: called with the number of images done after each batch.
+        sparse: complete the model's depth from ground-truth samples (``SparseSamples``):
+            its row comes first, the model's own depth beside it; the protocol says so.
 
     Returns:
         An EvalResult with one row per variant.
@@ -151,6 +222,8 @@ def evaluate(
     check_protocol(dataset, protocol)
     fused_on = predictor.fusion is not None
     rows = [FUSED if fused_on else UNFUSED]
+    if sparse is not None:
+        rows.insert(0, sparse.row)
     if ablation and fused_on:
         rows.append(UNFUSED)
     rows += [b.name for b in baselines]
@@ -162,7 +235,14 @@ def evaluate(
         for batch in _batches(dataset, batch_size, workers, limit, failed):
             if batch is not None:
                 model_seconds += _evaluate_batch(
-                    predictor, batch, protocol, rows, accumulators, baselines, save_predictions
+                    predictor,
+                    batch,
+                    protocol,
+                    rows,
+                    accumulators,
+                    baselines,
+                    save_predictions,
+                    sparse=(sparse, done),
                 )
                 done += len(batch["name"])
             if on_progress is not None:
@@ -174,6 +254,8 @@ def evaluate(
     if truth and done + len(failed) < len(dataset):
         truth += f", the first {done + len(failed)} of {len(dataset)} images"
     described = protocol.describe(units="m" if metric_depth(dataset) else "")
+    if sparse is not None:
+        described += f"; {sparse.describe()}"
     return EvalResult(
         variants={row: acc.compute() for row, acc in accumulators.items()},
         records={row: acc.records for row, acc in accumulators.items()},
@@ -194,18 +276,26 @@ def _evaluate_batch(
     accumulators: dict[str, MetricAccumulator],
     baselines: Sequence[Baseline],
     save_predictions: Path | None,
+    sparse: tuple[SparseSamples | None, int] = (None, 0),
 ) -> float:
-    """Predict one batch and add every row's metrics; returns the model's seconds."""
+    """Predict one batch and add every row's metrics; returns the model's seconds.
+
+    ``sparse``: (SparseSamples or None, the run's index of the batch's first image)."""
     import torch
 
     start = time.perf_counter()
     out = predictor.predict_tensor(batch["image"], flip=protocol.flip_tta, focal=batch["focal"])
     if predictor.device.type == "cuda":
         torch.cuda.synchronize()
-    seconds = time.perf_counter() - start
     gt = batch["depth"].to(out.depth.device)
     valid = batch["valid"].to(out.depth.device)
-    predictions = {rows[0]: out.depth}
+    predictions = {}
+    samples, first = sparse
+    if samples is not None:
+        mask = protocol.eval_mask(gt, valid)
+        predictions[samples.row] = samples.complete(out, gt, mask, first)
+    seconds = time.perf_counter() - start
+    predictions[FUSED if predictor.fusion is not None else UNFUSED] = out.depth
     if UNFUSED in rows and predictor.fusion is not None:
         predictions[UNFUSED] = out.depth_unfused
     for baseline in baselines:
@@ -214,7 +304,7 @@ def _evaluate_batch(
         pred, target, mask = prepare_eval(pred, gt, valid, protocol)
         accumulators[row].update(pred.cpu(), target.cpu(), mask.cpu(), batch["name"])
     if save_predictions is not None:
-        _save(save_predictions, batch["name"], out.depth)
+        _save(save_predictions, batch["name"], predictions[rows[0]])  # completed, if so
     return seconds
 
 

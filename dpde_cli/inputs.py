@@ -6,11 +6,11 @@ from __future__ import annotations
 import glob
 import os
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from dpde_cli.errors import UsageError
+from dpde_cli.errors import InputError, UsageError
 from dpde_cli.formats import IMAGE_EXTENSIONS
 
 _GLOB_CHARS = set("*?[")
@@ -81,6 +81,24 @@ def expand_inputs(
         relative = Path(os.path.relpath(path.resolve(), root.resolve())) if root else path
         items[key] = InputItem(path, relative.with_suffix(""))
     return _disambiguate(list(items.values()))
+
+
+def companion_file(item: InputItem, directory: Path, extensions: Sequence[str], what: str) -> Path:
+    """The file of ``directory`` that belongs to an input: the input's relative name with
+    the first of ``extensions`` that exists (photos/a/b.jpg -> DIR/a/b.png): its depth map,
+    its sparse measurements.
+
+    Raises:
+        InputError: there is none, naming the input, ``what`` and where it was looked for.
+    """
+    for suffix in extensions:
+        candidate = directory / item.relative.with_suffix(suffix)
+        if candidate.is_file():
+            return candidate
+    raise InputError(
+        item.path,
+        f"no {what} for it in {directory} (looked for {item.relative}{{{','.join(extensions)}}})",
+    )
 
 
 def _images_in(directory: Path, recursive: bool) -> list[Path]:

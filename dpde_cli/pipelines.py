@@ -34,13 +34,15 @@ from dpde_cli.batch import (
     run_batch,
     single_output,
 )
-from dpde_cli.errors import InputError, UsageError
+from dpde_cli.errors import DpdeError, InputError, UsageError
 
 if TYPE_CHECKING:
+    from dpde_cli.camera import Camera
     from dpde_cli.fusion import FusionConfig
     from dpde_cli.inputs import InputItem
-    from dpde_cli.pointcloud import Camera, CloudConfig, CloudResult
+    from dpde_cli.pointcloud import CloudConfig, CloudResult
     from dpde_cli.predict import Prediction, Predictor
+    from dpde_cli.sparse import Measurements
 
 DEPTH_EXTENSIONS = (".png", ".npy", ".pfm", ".tiff", ".tif")
 """The depth maps a folder of them (``pointcloud --depth DIR``) may hold, in this order."""
@@ -97,11 +99,14 @@ def depth_format_for(output: Path | None, count: int, fmt: str | None = None) ->
 
 
 def plan_predictions(
-    items: Sequence[InputItem], output: Path | None = None, outputs: DepthOutputs = DepthOutputs()
+    items: Sequence[InputItem],
+    output: Path | None = None,
+    outputs: DepthOutputs = DepthOutputs(),
+    measurements: Measurements | None = None,
 ) -> list[Job]:
     """The outputs of each photo: ``output`` itself for one photo and a file name, else the
     photo's relative name under ``output`` (default ``batch.DEFAULT_OUTPUT``), the extras
-    beside the depth map.
+    beside the depth map. ``measurements``: their files are the photos' inputs too.
 
     Raises:
         UsageError: a file for several inputs.
@@ -119,7 +124,7 @@ def plan_predictions(
             targets["gradients"] = beside(depth, "_gradients", ".npy")
         if outputs.preview and outputs.fmt != "color":
             targets["preview"] = beside(depth, "_color", ".png")
-        jobs.append(Job(item, targets))
+        jobs.append(Job(item, targets, measurements.sources(item) if measurements else ()))
     return jobs
 
 
@@ -128,6 +133,8 @@ def predict_files(
     jobs: Sequence[Job],
     outputs: DepthOutputs = DepthOutputs(),
     options: BatchOptions | None = None,
+    camera: Camera | None = None,
+    measurements: Measurements | None = None,
 ) -> BatchReport:
     """Predict depth for the photos of ``jobs`` (``plan_predictions``) and write their files.
 
@@ -136,17 +143,72 @@ def predict_files(
         jobs: from ``plan_predictions``.
         outputs: what to write.
         options: as ``run_batch`` (``options.inputs``: the weights file).
+        camera: where each photo's intrinsics come from, for a model whose depth follows
+            the camera (``camera.uses_camera``); other models ignore it. Default: EXIF,
+            else the default camera.
+        measurements: known distances to complete each prediction from (``Measurements``).
 
     Returns:
         The report; each done record holds the paths, the shape, the network size, the
-        depth's min/median/max, fusion statistics and seconds.
+        depth's min/median/max, fusion statistics and seconds; with a camera-following
+        model the intrinsics and their source; with measurements, "completion".
     """
     preview_range = outputs.depth_range or predictor.inference.depth_range
 
-    def write(job: Job, paths: dict[str, Path], _image: Any, prediction: Prediction):
-        return write_prediction(job, paths, prediction, outputs, preview_range)
+    def write(job: Job, paths: dict[str, Path], _image: Any, result: Any):
+        prediction, found, extra = measured_prediction(job, result, measurements)
+        record = write_prediction(job, paths, prediction, outputs, preview_range)
+        if found is not None:
+            record |= {"intrinsics": found[0].to_dict(), "intrinsics_source": found[1]}
+        return record | extra
 
-    return run_batch(jobs, write, infer=predictor.predict, options=options or BatchOptions())
+    infer = predict_with_cameras(predictor, camera)
+    return run_batch(jobs, write, infer=infer, options=options or BatchOptions())
+
+
+def predict_with_cameras(
+    predictor: Predictor, camera: Camera | None = None
+) -> Callable[[list[Job], list[Any]], list[tuple[Prediction, Any]]]:
+    """The ``infer`` of a batch of photos: per photo (prediction, its camera), the camera
+    (intrinsics, source) resolved by ``camera`` and given to the model as the focal length
+    where the model's depth follows it (``camera.uses_camera``), else None (the output is
+    then that of ``predictor.predict(images)``, bit for bit). A photo whose camera cannot
+    be resolved gets the InputError instead, and fails alone when written."""
+    from dpde_cli.camera import Camera, uses_camera
+
+    camera = camera or Camera()
+
+    def infer(jobs: list[Job], images: list[Any]) -> list[tuple[Prediction, Any]]:
+        if not uses_camera(predictor.spec):
+            return [(p, None) for p in predictor.predict(images)]
+        found = camera.for_photos([job.item.path for job in jobs], images)
+        focals = [None if isinstance(f, DpdeError) else f[0].fx for f in found]
+        return list(zip(predictor.predict(images, focals=focals), found, strict=True))
+
+    return infer
+
+
+def measured_prediction(
+    job: Job, result: tuple[Prediction, Any], measurements: Measurements | None
+) -> tuple[Prediction, Any, dict[str, Any]]:
+    """A result of ``predict_with_cameras`` with the prediction completed from the photo's
+    measurements where there are some: (prediction, camera or None, record entries).
+
+    Raises:
+        DpdeError: the photo's camera could not be resolved, or its measurements are bad.
+    """
+    import dataclasses
+
+    prediction, found = result
+    if isinstance(found, DpdeError):
+        raise found
+    if measurements is None or not measurements.given:
+        return prediction, found, {}
+    start = time.perf_counter()
+    depth, record = measurements.complete(job.item, prediction.depth, prediction.gradients)
+    seconds = prediction.seconds + time.perf_counter() - start
+    prediction = dataclasses.replace(prediction, depth=depth, seconds=seconds)
+    return prediction, found, {"completion": record}
 
 
 def write_prediction(
@@ -219,11 +281,12 @@ def plan_clouds(
     suffix: str = ".ply",
     mesh: Path | None = None,
     depth: Path | None = None,
+    measurements: Measurements | None = None,
 ) -> list[Job]:
     """The outputs of each input: the cloud, its camera as <name>.intrinsics.json beside
     it, and with ``mesh`` a mesh (``mesh`` itself for one input and a file name, else
     <name>_mesh.ply under it). ``depth``: the depth map or folder of them the clouds are
-    made of (their files are inputs too).
+    made of (their files are inputs too); ``measurements``: their files are inputs too.
 
     Raises:
         UsageError: a file for several inputs, a mesh format Open3D does not write, or a
@@ -256,6 +319,8 @@ def plan_clouds(
                 sources = (depth_file_for(item, depth),)
         elif depth is not None:
             sources = (depth,)
+        if measurements is not None:
+            sources += measurements.sources(item)
         jobs.append(Job(item, targets, sources))
     return jobs
 
@@ -266,15 +331,9 @@ def depth_file_for(item: InputItem, directory: Path) -> Path:
     Raises:
         InputError: there is none.
     """
-    for suffix in DEPTH_EXTENSIONS:
-        candidate = directory / item.relative.with_suffix(suffix)
-        if candidate.is_file():
-            return candidate
-    raise InputError(
-        item.path,
-        f"no depth map for it in {directory} (looked for {item.relative}"
-        f"{{{','.join(DEPTH_EXTENSIONS)}}})",
-    )
+    from dpde_cli.inputs import companion_file
+
+    return companion_file(item, directory, DEPTH_EXTENSIONS, "depth map")
 
 
 def pointcloud_files(
@@ -288,6 +347,7 @@ def pointcloud_files(
     config: CloudConfig | None = None,
     ascii: bool = False,
     options: BatchOptions | None = None,
+    measurements: Measurements | None = None,
 ) -> BatchReport:
     """Point clouds (and meshes) of the inputs of ``jobs`` (``plan_clouds``), written with
     their cameras.
@@ -301,13 +361,15 @@ def pointcloud_files(
         depth_scale: integer depth units per metre; camera, config: see ``photo_to_cloud``.
         ascii: text .ply / .pcd.
         options: as ``run_batch`` (``options.inputs``: weights, camera file).
+        measurements: known distances to complete each prediction from (with a
+            predictor only).
 
     Returns:
         The report; each done record holds the paths, the point count, the intrinsics used
         and their source ("default" where they are a guess: warn the user).
 
     Raises:
-        UsageError: no depth and no predictor.
+        UsageError: no depth and no predictor, or measurements with depth maps.
     """
     from dpde_cli.pointcloud import Camera, CloudConfig, photo_to_cloud
 
@@ -315,16 +377,23 @@ def pointcloud_files(
     config = config or CloudConfig()
     if depth is None and (predictor is None or not photos):
         raise UsageError("clouds need depth maps, or photos and a predictor")
+    if depth is not None and measurements is not None and measurements.given:
+        raise UsageError(
+            "--sparse-depth and --anchor complete the model's prediction, not a --depth map"
+        )
 
-    def write(job: Job, paths: dict[str, Path], image: Any, prediction: Any) -> dict[str, Any]:
+    def write(job: Job, paths: dict[str, Path], image: Any, result: Any) -> dict[str, Any]:
         start = time.perf_counter()
+        prediction, extra = None, {}
+        if result is not None:
+            prediction, _camera, extra = measured_prediction(job, result, measurements)
         if prediction is not None:
             depth_map = prediction.depth
         elif not photos:
             depth_map = job.item.path
         else:
             depth_map = depth_file_for(job.item, depth) if depth.is_dir() else depth
-        result = photo_to_cloud(
+        cloud = photo_to_cloud(
             job.item.path if photos else None,
             depth_map,
             image=image,
@@ -333,11 +402,11 @@ def pointcloud_files(
             config=config,
             mesh="mesh" in paths,
         )
-        write_cloud(paths, result, config.frame, ascii)
+        write_cloud(paths, cloud, config.frame, ascii)
         seconds = (prediction.seconds if prediction is not None else 0.0) + time.perf_counter()
-        return _cloud_record(job, result) | {"seconds": round(seconds - start, 4)}
+        return _cloud_record(job, cloud) | extra | {"seconds": round(seconds - start, 4)}
 
-    infer = predictor.predict if depth is None else None
+    infer = predict_with_cameras(predictor, camera) if depth is None else None
     options = options or BatchOptions()
     return run_batch(jobs, write, infer=infer, decode=photos, options=options)
 

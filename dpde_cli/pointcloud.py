@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dpde_cli.camera import Camera
 from dpde_cli.errors import InputError, UsageError
 from dpde_cli.geometry import Intrinsics, backproject, depth_discontinuities, same_aspect
 
@@ -273,50 +274,6 @@ def depth_to_mesh(
 # ------------------------------------------------------------------------------ photo to cloud
 
 
-@dataclass(frozen=True)
-class Camera:
-    """Where a photo's intrinsics come from, the first found (``resolve_intrinsics``):
-    ``fx``/``fy`` (pixels of the photo, with ``cx``/``cy``), an intrinsics ``file``, the
-    photo's EXIF (unless ``exif`` is False), ``fov`` (degrees across), else a guess."""
-
-    fx: float | None = None
-    fy: float | None = None
-    cx: float | None = None
-    cy: float | None = None
-    file: Path | None = None
-    fov: float | None = None
-    exif: bool = True
-
-    def check(self) -> None:
-        """Refuse, before any work, values that make no camera and an unreadable file.
-
-        Raises:
-            UsageError: naming the value or the file.
-        """
-        from dpde_cli.geometry import read_intrinsics_file
-
-        try:
-            if self.file is not None:
-                read_intrinsics_file(self.file)
-            self.resolve(640, 480, photo=None, file=False)
-        except (InputError, ValueError) as exc:
-            raise UsageError(str(exc)) from None
-
-    def resolve(
-        self, width: int, height: int, photo: str | Path | None, file: bool = True
-    ) -> tuple[Intrinsics, str]:
-        """(intrinsics, source) for a (width, height) photo (``resolve_intrinsics``)."""
-        from dpde_cli.geometry import resolve_intrinsics
-
-        return resolve_intrinsics(
-            width,
-            height,
-            **{k: getattr(self, k) for k in ("fx", "fy", "cx", "cy", "fov")},
-            file=self.file if file else None,
-            image=photo if self.exif else None,
-        )
-
-
 @dataclass
 class CloudResult:
     """A cloud made by ``photo_to_cloud``, with what it was made from.
@@ -344,7 +301,7 @@ def photo_to_cloud(
     predictor=None,
     image: np.ndarray | None = None,
     depth_scale: float = 1000.0,
-    camera: Camera = Camera(),
+    camera: Camera | None = None,
     config: CloudConfig = CloudConfig(),
     mesh: bool = False,
 ) -> CloudResult:
@@ -358,7 +315,8 @@ def photo_to_cloud(
             of the photo's aspect ratio (the camera is rescaled to it).
         predictor: a ``predict.Predictor``, when ``depth`` is None.
         image: the photo decoded already ((h, w, 3) uint8); else read from ``photo``.
-        camera: where the intrinsics come from; config: filters, voxels, normals, frame.
+        camera: where the intrinsics come from (default: EXIF, else a guess).
+        config: filters, voxels, normals, frame.
         mesh: also build the grid mesh (``depth_to_mesh``).
 
     Raises:
@@ -373,6 +331,7 @@ def photo_to_cloud(
     from dpde_cli.io import read_depth, read_image
     from dpde_cli.io import valid_depth as some_valid_depth
 
+    camera = camera or Camera()
     if image is None and photo is not None:
         image = read_image(photo)
     if depth is None:

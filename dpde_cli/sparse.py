@@ -23,13 +23,20 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from dpde_cli.errors import InputError, UsageError
 
+if TYPE_CHECKING:
+    from dpde_cli.inputs import InputItem
+
 __all__ = [
+    "ALIGNMENTS",
+    "SPARSE_EXTENSIONS",
     "Anchor",
+    "Measurements",
     "anchor_map",
     "parse_anchor",
     "rasterize_points",
@@ -42,6 +49,10 @@ _ASPECT_TOLERANCE = 0.01
 """Relative difference of aspect ratios still taken as the same view (as `dpde fuse`)."""
 _MILLIMETRE_HINT = 500.0
 """A median measurement past this many metres is almost surely in other units."""
+ALIGNMENTS: tuple[str, ...] = ("scale", "scale-shift")
+"""How a prediction is fitted to measurements (``completion.fit_alignment``)."""
+SPARSE_EXTENSIONS = (".png", ".npy", ".pfm", ".tiff", ".tif")
+"""What a folder of sparse maps (``--sparse-depth DIR``) may hold, looked for in this order."""
 
 
 @dataclass(frozen=True)
@@ -270,3 +281,138 @@ def sample_sparse(
     out = np.zeros(gt.shape, np.float32)
     out.flat[chosen] = gt.flat[chosen]
     return out
+
+
+@dataclass(frozen=True)
+class Measurements:
+    """Known distances for the photos of a batch (``predict`` / ``pointcloud``
+    ``--sparse-depth``, ``--anchor``, ``--align``), turned into metric depth by
+    :func:`dpde_cli.completion.complete_from_measurements`.
+
+    Attributes:
+        sparse: a sparse depth map for one photo, or a folder of them named as the photos
+            (each photo's relative name with one of ``SPARSE_EXTENSIONS``:
+            photos/a/b.jpg -> DIR/a/b.png); a photo without one fails alone. None: none.
+        anchors: ``"X,Y=METRES"`` in the full photo's pixels (one photo only).
+        depth_scale: integer PNG units per metre of the sparse maps.
+        align: "scale" or "scale-shift".
+    """
+
+    sparse: Path | None = None
+    anchors: tuple[str, ...] = ()
+    depth_scale: float = 1000.0
+    align: str = "scale"
+
+    @property
+    def given(self) -> bool:
+        """Whether there is anything to complete from."""
+        return self.sparse is not None or bool(self.anchors)
+
+    def check(self, items: Sequence[InputItem]) -> None:
+        """Refuse, before any model loads, options that cannot go with these photos.
+
+        Raises:
+            UsageError: an unknown alignment, a malformed anchor or one outside the photo,
+                anchors for several photos, a missing --sparse-depth, or one sparse file
+                for several photos.
+            InputError: for one photo, a sparse map that does not fit it (naming the map).
+        """
+        if self.align not in ALIGNMENTS:
+            raise UsageError(f"--align {self.align}: use {' or '.join(ALIGNMENTS)}")
+        if not self.depth_scale > 0:
+            raise UsageError(f"--depth-scale {self.depth_scale:g}: must be > 0")
+        anchors = [parse_anchor(text) for text in self.anchors]
+        if anchors and len(items) != 1:
+            raise UsageError(
+                f"--anchor gives distances in one photo's pixels, but there are {len(items)} "
+                "photos; give one photo, or --sparse-depth DIR with a map per photo"
+            )
+        if self.sparse is not None and not self.sparse.exists():
+            raise UsageError(f"--sparse-depth {self.sparse}: no such file or directory")
+        if self.sparse is not None and not self.sparse.is_dir() and len(items) > 1:
+            raise UsageError(
+                f"--sparse-depth {self.sparse} is one sparse map but there are {len(items)} "
+                "photos; give a directory of maps named as the photos"
+            )
+        if len(items) == 1 and self.given:
+            self._check_fit(anchors, items[0])
+
+    def _check_fit(self, anchors: Sequence[Anchor], item: InputItem) -> None:
+        """For one photo, before any model loads: anchors inside it (UsageError) and a
+        sparse map that fits it (InputError, naming the map). A photo that cannot be read
+        fails later, as an input."""
+        from dpde_cli.errors import DpdeError
+        from dpde_cli.io import read_image
+
+        try:
+            size = read_image(item.path).shape[:2]
+        except DpdeError:
+            return
+        anchor_map(anchors, size, (1, 1))
+        sparse = self.file_for(item)
+        if sparse is not None:
+            read_sparse_depth(sparse, size, (1, 1), self.depth_scale)
+
+    def file_for(self, item: InputItem) -> Path | None:
+        """The sparse map of a photo (None without --sparse-depth).
+
+        Raises:
+            InputError: a folder that holds none for it.
+        """
+        from dpde_cli.inputs import companion_file
+
+        if self.sparse is None or not self.sparse.is_dir():
+            return self.sparse
+        return companion_file(item, self.sparse, SPARSE_EXTENSIONS, "sparse depth map")
+
+    def sources(self, item: InputItem) -> tuple[Path, ...]:
+        """The files a photo's completion reads (never to be written)."""
+        try:
+            found = self.file_for(item)
+        except InputError:  # it fails when its turn comes
+            return ()
+        return () if found is None else (found,)
+
+    def complete(
+        self, item: InputItem, depth: np.ndarray, gradients: np.ndarray | None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        """A photo's prediction completed from its measurements: (depth, its JSON record).
+
+        ``depth``: (H, W) metres at the photo's full (EXIF-turned) size; ``gradients``:
+        (2, H, W) or None. The record holds the fitted scale (and shift), the points used
+        and rejected, and the residuals at them.
+
+        Raises:
+            InputError: a sparse map that cannot be used, naming it; an alignment its
+                points cannot support, naming the photo.
+        """
+        from dpde_cli.completion import complete_from_measurements
+
+        sparse = self.file_for(item)
+        try:
+            result = complete_from_measurements(
+                depth,
+                gradients,
+                tuple(np.shape(depth)),
+                sparse_path=sparse,
+                anchors=self.anchors,
+                depth_scale=self.depth_scale,
+                align=self.align,  # type: ignore[arg-type]
+            )
+        except UsageError as exc:  # e.g. a scale-shift these points cannot support
+            raise InputError(item.path, str(exc)) from None
+        record = {
+            "sparse_depth": None if sparse is None else str(sparse),
+            "anchors": len(self.anchors),
+            **_rounded(result.summary()),
+        }
+        return result.depth, record
+
+
+def _rounded(value: Any) -> Any:
+    """Floats of a JSON record to 6 significant digits, through dicts."""
+    if isinstance(value, dict):
+        return {key: _rounded(item) for key, item in value.items()}
+    if isinstance(value, float):
+        return float(f"{value:.6g}") + 0.0  # no -0.0
+    return value

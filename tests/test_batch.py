@@ -83,7 +83,8 @@ def test_run_batch_reports_done_failed_and_skipped(photos: Path, tmp_path: Path)
     jobs = _jobs(photos, out)
     calls: list[int] = []
 
-    def infer(images: list[np.ndarray]) -> list[str]:
+    def infer(batch: list[Job], images: list[np.ndarray]) -> list[str]:
+        assert [job.item.path.stem for job in batch] in (["a", "b"], ["c"])  # whose images
         calls.append(len(images))
         return ["fail" if im.shape[0] == 12 else "ok" for im in images]
 
@@ -114,7 +115,9 @@ def test_run_batch_refuses_an_output_that_is_an_input_before_any_work(photos: Pa
     before = (photos / "b.png").read_bytes()
     jobs = [Job(item, {"main": photos / "b.png"}), Job(other, {"main": photos / "x.txt"})]
     with pytest.raises(UsageError, match=f"the output {photos / 'b.png'} is the input"):
-        run_batch(jobs, _write, infer=lambda ims: ["ok"] * len(ims), options=BatchOptions(True))
+        run_batch(
+            jobs, _write, infer=lambda _jobs, ims: ["ok"] * len(ims), options=BatchOptions(True)
+        )
     weights = photos / "w.pt"
     weights.write_bytes(b"w")
     with pytest.raises(UsageError, match="is the input .*w.pt"):
@@ -129,7 +132,7 @@ def test_an_input_that_fails_mid_write_keeps_none_of_its_new_files(
     out = tmp_path / "out"
     (out / "a.x").mkdir(parents=True)  # where a's second output goes: a folder
 
-    infer = lambda images: ["ok"] * len(images)  # noqa: E731
+    infer = lambda _jobs, images: ["ok"] * len(images)  # noqa: E731
     options = BatchOptions(overwrite=True)
     report = run_batch(_jobs(photos, out)[:2], _write, infer=infer, options=options)
     assert [o.status for o in report.outcomes] == [FAILED, DONE]
@@ -145,7 +148,7 @@ def test_run_batch_removes_what_a_killed_run_left(photos: Path, tmp_path: Path) 
     out.mkdir()
     stale = out / ".a.k1ll3d00.tmp.txt"
     stale.write_text("half a file")
-    run_batch(_jobs(photos, out)[:1], _write, infer=lambda ims: ["ok"] * len(ims))
+    run_batch(_jobs(photos, out)[:1], _write, infer=lambda _jobs, ims: ["ok"] * len(ims))
     assert not stale.exists() and (out / "a.txt").exists()
 
 

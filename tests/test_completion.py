@@ -121,6 +121,30 @@ def test_true_points_where_the_network_is_wrong_are_kept() -> None:
     assert rel(out.depth, gt) < rel(depth * out.scale, gt) / 2
 
 
+def test_dense_points_are_judged_from_a_subset() -> None:
+    """Beyond cv_max_points the folds split a subset and the other points are held out
+    from all of it: outliers still go, true points where the network is wrong still stay."""
+    config = CompletionConfig(cv_max_points=48)
+    gt = scene()
+    depth, grads = network(gt)
+    sparse = sample_sparse(gt, None, 100, seed=1)
+    rows, cols = np.nonzero(sparse)
+    bad = np.random.default_rng(0).choice(rows.size, 8, replace=False)
+    sparse[rows[bad], cols[bad]] *= 3.0
+    out = complete_depth(depth, grads, sparse, config=config)
+    assert (out.points_used, out.points_rejected) == (92, 8)
+    assert rel(out.depth, gt) < 2e-3
+    h, w = gt.shape
+    yy, xx = np.mgrid[0:h, 0:w] / np.array([h, w])[:, None, None]
+    box = (xx > 0.2) & (xx < 0.55) & (yy > 0.15) & (yy < 0.5)
+    depth, grads = network(np.where(box, 2.0 * gt, gt))
+    sparse = sample_sparse(gt, None, 400, seed=6)
+    out = complete_depth(depth, grads, sparse, config=config)
+    assert out.points_rejected < int((box & (sparse > 0)).sum()) // 4
+    inner = (xx > 0.3) & (xx < 0.45) & (yy > 0.25) & (yy < 0.4)
+    assert rel(out.depth[inner], gt[inner]) < 0.01
+
+
 def test_scale_shift_alignment() -> None:
     gt = scene()
     depth = (gt - 0.5) / 1.3

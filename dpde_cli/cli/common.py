@@ -17,6 +17,7 @@ from rich.console import Console
 
 from dpde_cli.batch import DEFAULT_OUTPUT
 from dpde_cli.errors import DpdeError, UsageError
+from dpde_cli.sparse import ALIGNMENTS
 
 if TYPE_CHECKING:
     from dpde_cli.batch import BatchReport, Outcome
@@ -121,6 +122,72 @@ PrecisionOption = Annotated[
     str,
     typer.Option("--precision", help="auto | fp32 | fp16 | bf16; half precision only on CUDA."),
 ]
+
+# The camera (``camera.Camera``): pointcloud back-projects with it; predict gives its focal
+# length to models whose depth follows the camera.
+IntrinsicsOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--intrinsics",
+        help="Camera file: JSON {fx, fy, cx, cy[, width, height]} (or K, or Open3D's), "
+        "or a 3x3 matrix as text.",
+    ),
+]
+FxOption = Annotated[float | None, typer.Option(help="Focal length x, pixels (full image).")]
+FyOption = Annotated[float | None, typer.Option(help="Focal length y, pixels (default fx).")]
+CxOption = Annotated[float | None, typer.Option(help="Principal point x, pixels.")]
+CyOption = Annotated[float | None, typer.Option(help="Principal point y, pixels.")]
+FovOption = Annotated[
+    float | None,
+    typer.Option(
+        help="Horizontal field of view, degrees, for photos without an EXIF focal length."
+    ),
+]
+ExifOption = Annotated[
+    bool, typer.Option("--exif/--no-exif", help="Read the focal length from EXIF.")
+]
+DepthScaleOption = Annotated[
+    float, typer.Option(min=1e-9, help="PNG depth units per metre (1000: millimetres).")
+]
+
+# Known distances (``sparse.Measurements``), completed through ``completion``.
+Align = Enum("Align", {name.replace("-", "_"): name for name in ALIGNMENTS}, type=str)  # type: ignore[misc]
+SparseDepthOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--sparse-depth",
+        help="Measured depth to make the prediction metric (LiDAR, ToF, stereo points): "
+        "png16 in --depth-scale units, or .npy/.pfm/.tiff metres; 0 or NaN = no "
+        "measurement; any resolution of the photo's aspect ratio. For several photos a "
+        "directory of maps named as the photos (photos/a/b.jpg -> DIR/a/b.png); a photo "
+        "without its map fails (reported at the end, the others done).",
+    ),
+]
+AnchorOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--anchor",
+        metavar="X,Y=METRES",
+        help="A known distance at pixel (X, Y) of the full photo (0,0 = top-left pixel's "
+        "centre); repeatable; one photo only.",
+    ),
+]
+AlignOption = Annotated[
+    Align,
+    typer.Option(
+        "--align",
+        case_sensitive=False,
+        help="How the prediction is fitted to the measurements before completion: a "
+        "robust scale (one point is enough) or scale and shift.",
+    ),
+]
+
+
+def measurements(sparse: Path | None, anchors: list[str] | None, depth_scale: float, align):
+    """The ``sparse.Measurements`` of the options."""
+    from dpde_cli.sparse import Measurements
+
+    return Measurements(sparse, tuple(anchors or ()), depth_scale, align.value)
 
 
 def global_options(ctx: typer.Context, quiet: bool = False) -> GlobalOptions:
@@ -268,6 +335,41 @@ def batch_printer(
             progress.advance(task)
 
         yield on_outcome
+
+
+def warn_default_camera(
+    printer: Callable[[Outcome], None], more: bool, consequence: str
+) -> Callable[[Outcome], None]:
+    """``printer``, after a warning on stderr before the first photo whose intrinsics are
+    a guess (once per batch: the others are not named)."""
+    warned: list[Outcome] = []
+
+    def on_outcome(outcome: Outcome) -> None:
+        source = outcome.record.get("intrinsics_source", "")
+        if source.startswith("default") and not warned:
+            warned.append(outcome)
+            _warn_default(outcome.job.item.path, outcome.record["intrinsics"], more, consequence)
+        printer(outcome)
+
+    return on_outcome
+
+
+def _warn_default(path: Path, values: dict[str, Any], more: bool, consequence: str) -> None:
+    """Say on stderr that the intrinsics are a guess."""
+    from dpde_cli.geometry import Intrinsics
+
+    camera = Intrinsics(**values)
+    hfov = camera.fov_degrees()[0]
+    err_console.print(
+        f"dpde: warning: {path}: no camera intrinsics (no --fx/--intrinsics, no EXIF focal "
+        f"length in 35 mm terms or with the sensor's resolution, no --fov); assuming the "
+        f"NYUv2 Kinect camera scaled to the image (fx "
+        f"{camera.fx:.1f} px at {camera.width}x{camera.height}, {hfov:.0f} degrees across): "
+        f"{consequence}" + (" (other inputs without intrinsics are not named)" if more else ""),
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 def report_batch(report: BatchReport, quiet: bool) -> None:

@@ -40,6 +40,21 @@ if TYPE_CHECKING:
 COLUMNS = ("rms", "log10", "abs_rel", "d1", "d2", "d3", "rms_log", "sq_rel", "silog")
 
 
+SparseSamplesOption = Annotated[
+    int | None,
+    typer.Option(
+        min=1,
+        metavar="<n>",
+        help="Also complete each prediction from N ground-truth pixels drawn uniformly from "
+        "the valid ones (the sparse-to-dense protocol of Ma & Karaman 2018), as "
+        "`predict --sparse-depth` would; that row comes first.",
+    ),
+]
+SparseSeedOption = Annotated[
+    int | None, typer.Option(metavar="<s>", help="Seed of those draws (image i: S + i; default 0).")
+]
+
+
 Dataset = choice_enum("Dataset", list_datasets())
 
 
@@ -143,6 +158,8 @@ def eval_command(
         Path | None, typer.Option(help="Write each prediction as a 16-bit PNG (mm) here.")
     ] = None,
     quiet: QuietOption = False,
+    sparse_samples: SparseSamplesOption = None,
+    sparse_seed: SparseSeedOption = None,
 ) -> None:
     """Evaluate a model on NYUv2, Make3D, Middlebury or an RGB-D folder.
 
@@ -151,9 +168,10 @@ def eval_command(
     \b
         dpde eval --dataset nyuv2 --data-dir ~/data/nyu --ablation
         dpde eval --dataset folder --data-dir captures/ --align median --limit 20
+        dpde eval --dataset folder --data-dir captures/ --sparse-samples 200
     """
     from dpde_cli.data import build_datasets, default_workers
-    from dpde_cli.evaluate import check_protocol, constant_baselines, evaluate
+    from dpde_cli.evaluate import SparseSamples, check_protocol, constant_baselines, evaluate
     from dpde_cli.metrics import default_protocol
 
     opts = global_options(ctx, quiet)
@@ -190,6 +208,9 @@ def eval_command(
     check_protocol(data, protocol)
     if ablation and not fuse:
         raise UsageError("--ablation compares fusion on and off; drop --no-fuse")
+    if sparse_seed is not None and sparse_samples is None:
+        raise UsageError("--sparse-seed seeds the draws of --sparse-samples; give that too")
+    sparse = SparseSamples(sparse_samples, sparse_seed or 0) if sparse_samples else None
     baselines = []
     if constant_baseline is not None:
         baselines = constant_baselines(constant_baseline, protocol.alignment)
@@ -219,6 +240,7 @@ def eval_command(
             baselines=baselines,
             save_predictions=save_predictions,
             on_progress=lambda done: progress.update(task, completed=done),
+            sparse=sparse,
         )
     header = {
         "dataset": name,

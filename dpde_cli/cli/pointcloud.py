@@ -3,19 +3,29 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated
 
 import typer
 
 from dpde_cli.cli.common import (
+    Align,
+    AlignOption,
+    AnchorOption,
     BatchJsonOption,
     BatchSizeOption,
+    CxOption,
+    CyOption,
+    DepthScaleOption,
     DeviceOption,
+    ExifOption,
+    FovOption,
     FuseOption,
+    FxOption,
+    FyOption,
     InputSizeOption,
+    IntrinsicsOption,
     MaxPixelsOption,
     ModelOption,
     OmegaOption,
@@ -24,19 +34,18 @@ from dpde_cli.cli.common import (
     PrecisionOption,
     QuietOption,
     RecursiveOption,
+    SparseDepthOption,
     WeightsOption,
     batch_printer,
     build_predictor,
-    err_console,
     global_options,
     handle_errors,
+    measurements,
     report_batch,
+    warn_default_camera,
 )
 from dpde_cli.errors import UsageError
 from dpde_cli.inputs import InputItem
-
-if TYPE_CHECKING:
-    from dpde_cli.batch import Outcome
 
 
 class CloudFormat(str, Enum):
@@ -98,30 +107,6 @@ DepthOption = Annotated[
         "named as each input image.",
     ),
 ]
-DepthScaleOption = Annotated[
-    float, typer.Option(min=1e-9, help="PNG depth units per metre (1000: millimetres).")
-]
-IntrinsicsOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--intrinsics",
-        help="Camera file: JSON {fx, fy, cx, cy[, width, height]} (or K, or Open3D's), "
-        "or a 3x3 matrix as text.",
-    ),
-]
-FxOption = Annotated[float | None, typer.Option(help="Focal length x, pixels (full image).")]
-FyOption = Annotated[float | None, typer.Option(help="Focal length y, pixels (default fx).")]
-CxOption = Annotated[float | None, typer.Option(help="Principal point x, pixels.")]
-CyOption = Annotated[float | None, typer.Option(help="Principal point y, pixels.")]
-FovOption = Annotated[
-    float | None,
-    typer.Option(
-        help="Horizontal field of view, degrees, for photos without an EXIF focal length."
-    ),
-]
-ExifOption = Annotated[
-    bool, typer.Option("--exif/--no-exif", help="Read the focal length from EXIF.")
-]
 MinDepthOption = Annotated[float, typer.Option(min=0.0, help="Drop points nearer (m).")]
 MaxDepthOption = Annotated[float | None, typer.Option(help="Drop points farther (m).")]
 EdgeThresholdOption = Annotated[
@@ -166,6 +151,9 @@ def pointcloud(
     cy: CyOption = None,
     fov: FovOption = None,
     exif: ExifOption = True,
+    sparse_depth: SparseDepthOption = None,
+    anchor: AnchorOption = None,
+    align: AlignOption = Align.scale,
     min_depth: MinDepthOption = 0.0,
     max_depth: MaxDepthOption = None,
     edge_threshold: EdgeThresholdOption = 0.05,
@@ -194,16 +182,20 @@ def pointcloud(
     scaled to the image (with a warning). The values used are written
     beside each cloud as <name>.intrinsics.json.
 
+    With --sparse-depth or --anchor the predicted depth is first made
+    metric by the measurements (as in `dpde predict`).
+
     Examples:
 
     \b
         dpde pointcloud photo.jpg --ply room.ply
         dpde pointcloud photos/ -o clouds/ --fov 70 --voxel-size 0.01 --json
         dpde pointcloud photo.jpg --depth depth.png --intrinsics cam.json --mesh mesh.ply
+        dpde pointcloud scans/ -o clouds/ --sparse-depth lidar/ --fx 520
     """
     from dpde_cli.batch import BatchOptions, check_outputs
+    from dpde_cli.camera import Camera
     from dpde_cli.pipelines import cloud_suffix, plan_clouds, pointcloud_files
-    from dpde_cli.pointcloud import Camera
 
     opts = global_options(ctx, quiet)
     output = _output(output, ply)
@@ -213,7 +205,9 @@ def pointcloud(
     config = _config(min_depth, max_depth, keep_edges, edge_threshold, voxel_size, normals, frame)
     camera = Camera(fx, fy, cx, cy, intrinsics, fov, exif)
     camera.check()
-    jobs = plan_clouds(items, output, suffix, mesh, depth)
+    measured = measurements(sparse_depth, anchor, depth_scale, align)
+    measured.check(items)
+    jobs = plan_clouds(items, output, suffix, mesh, depth, measured)
     extra = [p for p in (intrinsics, Path(weights) if weights else None) if p is not None]
     check_outputs(jobs, extra)  # every usage error before the model loads
     predictor = None
@@ -222,6 +216,7 @@ def pointcloud(
             model, weights, device or opts.device, precision, omega if fuse else None, input_size
         )
     with batch_printer("pointcloud", len(jobs), quiet=opts.quiet, as_json=as_json) as printer:
+        printer = warn_default_camera(printer, len(items) > 1, "the cloud's proportions may be off")
         report = pointcloud_files(
             jobs,
             predictor=predictor,
@@ -231,9 +226,8 @@ def pointcloud(
             camera=camera,
             config=config,
             ascii=ascii_,
-            options=BatchOptions(
-                overwrite, batch_size, max_pixels, tuple(extra), _warn_once(printer, len(items) > 1)
-            ),
+            options=BatchOptions(overwrite, batch_size, max_pixels, tuple(extra), printer),
+            measurements=measured,
         )
     report_batch(report, opts.quiet)
 
@@ -285,37 +279,3 @@ def _config(min_depth, max_depth, keep_edges, edge_threshold, voxel_size, normal
         )
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-
-
-def _warn_once(printer: Callable[[Outcome], None], more: bool) -> Callable[[Outcome], None]:
-    """``printer``, after a warning on stderr before the first cloud whose intrinsics are a
-    guess."""
-    warned: list[Outcome] = []
-
-    def on_outcome(outcome: Outcome) -> None:
-        source = outcome.record.get("intrinsics_source", "")
-        if source.startswith("default") and not warned:
-            warned.append(outcome)
-            _warn_default(outcome.job.item.path, outcome.record["intrinsics"], more)
-        printer(outcome)
-
-    return on_outcome
-
-
-def _warn_default(path: Path, values: dict[str, Any], more: bool) -> None:
-    """Say on stderr that the intrinsics are a guess (once per run)."""
-    from dpde_cli.geometry import Intrinsics
-
-    camera = Intrinsics(**values)
-    hfov = camera.fov_degrees()[0]
-    err_console.print(
-        f"dpde: warning: {path}: no camera intrinsics (no --fx/--intrinsics, no EXIF focal "
-        f"length in 35 mm terms or with the sensor's resolution, no --fov); assuming the "
-        f"NYUv2 Kinect camera scaled to the image (fx "
-        f"{camera.fx:.1f} px at {camera.width}x{camera.height}, {hfov:.0f} degrees across): "
-        "the cloud's proportions may be off"
-        + (" (other inputs without intrinsics are not named)" if more else ""),
-        markup=False,
-        highlight=False,
-        soft_wrap=True,
-    )

@@ -8,11 +8,22 @@ from typing import Annotated
 import typer
 
 from dpde_cli.cli.common import (
+    Align,
+    AlignOption,
+    AnchorOption,
     BatchJsonOption,
     BatchSizeOption,
+    CxOption,
+    CyOption,
+    DepthScaleOption,
     DeviceOption,
+    ExifOption,
+    FovOption,
     FuseOption,
+    FxOption,
+    FyOption,
     InputSizeOption,
+    IntrinsicsOption,
     MaxPixelsOption,
     ModelOption,
     OmegaOption,
@@ -21,12 +32,15 @@ from dpde_cli.cli.common import (
     PrecisionOption,
     QuietOption,
     RecursiveOption,
+    SparseDepthOption,
     WeightsOption,
     batch_printer,
     build_predictor,
     global_options,
     handle_errors,
+    measurements,
     report_batch,
+    warn_default_camera,
 )
 from dpde_cli.formats import DEPTH_FORMATS
 
@@ -87,8 +101,28 @@ def predict(
     colormap: ColormapOption = "turbo",
     depth_range: DepthRangeOption = None,
     max_pixels: MaxPixelsOption = None,
+    sparse_depth: SparseDepthOption = None,
+    anchor: AnchorOption = None,
+    align: AlignOption = Align.scale,
+    depth_scale: DepthScaleOption = 1000.0,
+    intrinsics: IntrinsicsOption = None,
+    fx: FxOption = None,
+    fy: FyOption = None,
+    cx: CxOption = None,
+    cy: CyOption = None,
+    fov: FovOption = None,
+    exif: ExifOption = True,
 ) -> None:
     """Predict metric depth for photos.
+
+    With --sparse-depth or --anchor, the prediction is made metric by
+    known distances: a robust scale (or scale and shift) fitted to them,
+    then completed between them (`--json` records the fit).
+
+    The camera (--fx/--intrinsics/EXIF/--fov/default, as `dpde
+    pointcloud`) matters only to weights trained for a canonical focal
+    length (`dpde train --canonical-camera`); the shipped weights ignore
+    it.
 
     Examples:
 
@@ -96,8 +130,11 @@ def predict(
         dpde predict photo.jpg -o depth.png
         dpde predict photos/ -r -o out/ --preview --json
         find photos -name '*.jpg' | dpde predict - -o out/
+        dpde predict photo.jpg --sparse-depth lidar.png --json
+        dpde predict photo.jpg --anchor 320,240=2.5 --anchor 100,400=1.2
     """
     from dpde_cli.batch import BatchOptions, check_outputs
+    from dpde_cli.camera import Camera, uses_camera
     from dpde_cli.inputs import expand_inputs
     from dpde_cli.pipelines import DepthOutputs, depth_format_for, plan_predictions, predict_files
 
@@ -105,13 +142,19 @@ def predict(
     items = expand_inputs(inputs, recursive=recursive)
     fmt = depth_format_for(output, len(items), fmt)
     outputs = DepthOutputs(fmt, save_unfused, save_gradients, preview, colormap, depth_range)
-    jobs = plan_predictions(items, output, outputs)
-    extra = [Path(weights)] if weights else []
+    camera = Camera(fx, fy, cx, cy, intrinsics, fov, exif)
+    camera.check()
+    measured = measurements(sparse_depth, anchor, depth_scale, align)
+    measured.check(items)
+    jobs = plan_predictions(items, output, outputs, measured)
+    extra = [p for p in (intrinsics, Path(weights) if weights else None) if p is not None]
     check_outputs(jobs, extra)  # every usage error before the model loads
-    predictor, _ = build_predictor(
+    predictor, spec = build_predictor(
         model, weights, device or opts.device, precision, omega if fuse else None, input_size
     )
     with batch_printer("predict", len(jobs), quiet=opts.quiet, as_json=as_json) as printer:
+        if uses_camera(spec):
+            printer = warn_default_camera(printer, len(items) > 1, "the metric scale may be off")
         options = BatchOptions(overwrite, batch_size, max_pixels, tuple(extra), printer)
-        report = predict_files(predictor, jobs, outputs, options)
+        report = predict_files(predictor, jobs, outputs, options, camera, measured)
     report_batch(report, opts.quiet)
