@@ -85,7 +85,8 @@ class Camera:
 
 
 def uses_camera(spec: Any) -> bool:
-    """Whether a model's depth depends on the photo's focal length: weights with a
+    """Whether a model's depth depends on the photo's focal length (``spec``: a
+    predictor's ``InferenceSpec``, or a ``WeightsSpec``): weights with a
     ``canonical_focal`` predict what a camera of that focal length would see, and
     ``Predictor.predict(focals=...)`` turns it into metres for the photo's camera. Other
     weights give metres whatever the camera, and ignore it."""

@@ -179,7 +179,7 @@ def predict_with_cameras(
     camera = camera or Camera()
 
     def infer(jobs: list[Job], images: list[Any]) -> list[tuple[Prediction, Any]]:
-        if not uses_camera(predictor.spec):
+        if not uses_camera(predictor.inference):
             return [(p, None) for p in predictor.predict(images)]
         found = camera.for_photos([job.item.path for job in jobs], images)
         focals = [None if isinstance(f, DpdeError) else f[0].fx for f in found]

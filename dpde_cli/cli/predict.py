@@ -149,11 +149,11 @@ def predict(
     jobs = plan_predictions(items, output, outputs, measured)
     extra = [p for p in (intrinsics, Path(weights) if weights else None) if p is not None]
     check_outputs(jobs, extra)  # every usage error before the model loads
-    predictor, spec = build_predictor(
+    predictor, _ = build_predictor(
         model, weights, device or opts.device, precision, omega if fuse else None, input_size
     )
     with batch_printer("predict", len(jobs), quiet=opts.quiet, as_json=as_json) as printer:
-        if uses_camera(spec):
+        if uses_camera(predictor.inference):
             printer = warn_default_camera(printer, len(items) > 1, "the metric scale may be off")
         options = BatchOptions(overwrite, batch_size, max_pixels, tuple(extra), printer)
         report = predict_files(predictor, jobs, outputs, options, camera, measured)
