@@ -21,6 +21,7 @@ from dpde_cli.cli.common import (
     PrecisionOption,
     QuietOption,
     RecursiveOption,
+    ShardOption,
     WeightsOption,
     batch_printer,
     build_predictor,
@@ -87,6 +88,7 @@ def predict(
     colormap: ColormapOption = "turbo",
     depth_range: DepthRangeOption = None,
     max_pixels: MaxPixelsOption = None,
+    shard: ShardOption = None,
 ) -> None:
     """Predict metric depth for photos.
 
@@ -96,8 +98,11 @@ def predict(
         dpde predict photo.jpg -o depth.png
         dpde predict photos/ -r -o out/ --preview --json
         find photos -name '*.jpg' | dpde predict - -o out/
+        dpde predict photos/ -r -o out/ --shard 3/8    (job 3 of an array of 8)
+        torchrun --nproc_per_node 4 -m dpde_cli predict photos/ -r -o out/
     """
-    from dpde_cli.batch import BatchOptions, check_outputs
+    from dpde_cli.batch import BatchOptions, check_outputs, share_of
+    from dpde_cli.distributed import inference_run
     from dpde_cli.inputs import expand_inputs
     from dpde_cli.pipelines import DepthOutputs, depth_format_for, plan_predictions, predict_files
 
@@ -108,10 +113,14 @@ def predict(
     jobs = plan_predictions(items, output, outputs)
     extra = [Path(weights)] if weights else []
     check_outputs(jobs, extra)  # every usage error before the model loads
+    run = inference_run(shard, device or opts.device)  # --shard K/N, torchrun's rank
+    jobs = share_of(jobs, run.share)
     predictor, _ = build_predictor(
-        model, weights, device or opts.device, precision, omega if fuse else None, input_size
+        model, weights, run.device, precision, omega if fuse else None, input_size
     )
-    with batch_printer("predict", len(jobs), quiet=opts.quiet, as_json=as_json) as printer:
+    with batch_printer(
+        "predict", len(jobs), quiet=run.quiet(opts.quiet), as_json=as_json
+    ) as printer:
         options = BatchOptions(overwrite, batch_size, max_pixels, tuple(extra), printer)
         report = predict_files(predictor, jobs, outputs, options)
-    report_batch(report, opts.quiet)
+    report_batch(report, opts.quiet, run)
