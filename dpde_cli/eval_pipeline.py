@@ -207,7 +207,7 @@ def merge_reports(paths: Sequence[Path]) -> EvalReport:
 
 # ------------------------------------------------------------------------------ helpers
 
-_HEADER_KEYS = (*SAME_RUN, "ground_truth", "images", "skipped", "failed")
+_HEADER_KEYS = (*SAME_RUN, "metrics", "ground_truth", "images", "skipped", "failed")
 
 
 def _protocol(config: EvalConfig):  # -> EvalProtocol
