@@ -87,12 +87,10 @@ def main() -> None:
     dpde = [sys.executable, "-m", "dpde_cli", "--device", "cpu", "-q"]
     predict = ["predict", str(work / "photos"), "--model", args.model]
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+    torchrun += ["--nproc_per_node", "2", "-m", "dpde_cli", "--device", "cpu", "-q"]
     runs = {
         "1 process": [[*dpde, *predict, "-o", str(work / "one")]],
-        "torchrun x2": [
-            [*torchrun, "--nproc_per_node", "2", "-m", "dpde_cli", "--device", "cpu", "-q"]
-            + [*predict, "-o", str(work / "torchrun")]
-        ],
+        "torchrun x2": [[*torchrun, *predict, "-o", str(work / "torchrun")]],
         "2 shards": [
             [*dpde, *predict, "-o", str(work / "shards"), "--shard", f"{k}/2"] for k in (1, 2)
         ],
