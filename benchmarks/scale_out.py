@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -43,7 +44,7 @@ def photos(folder: Path, count: int) -> str:
     frames = sorted(FRAMES.glob("*.jpg")) if FRAMES.is_dir() else []
     if len(frames) >= count:
         for frame in frames[:count]:
-            (folder / frame.name).symlink_to(frame)
+            shutil.copyfile(frame, folder / frame.name)
         return f"{count} real 640x480 frames of {FRAMES}"
     room = Image.open(ROOT / "examples" / "room.jpg").convert("RGB")
     width, height = room.size
