@@ -161,7 +161,7 @@ MergeOption = Annotated[
 ]
 ReportsArgument = Annotated[
     list[Path] | None,
-    typer.Argument(metavar="[REPORTS]...", help="With --merge: the shards' JSON reports."),
+    typer.Argument(metavar="REPORTS", help="With --merge: the shards' JSON reports."),
 ]
 
 
