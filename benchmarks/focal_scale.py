@@ -66,7 +66,7 @@ def scores(pred: torch.Tensor, gt: torch.Tensor, k: float) -> tuple[float, float
 
 
 def renders(predictor: Predictor, count: int) -> None:
-    height, width = predictor.spec.input_size
+    height, width = predictor.inference.input_size
     config = SceneConfig(
         height=height, width=width, random_focal=True, focal_scale_range=(0.5, 2.0)
     )

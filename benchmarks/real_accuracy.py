@@ -133,7 +133,7 @@ def main() -> None:
     print(
         f"# real_accuracy: {args.model}, weights {args.weights}, {date.today()}, "
         f"{platform.processor() or platform.machine()}, torch {torch.__version__}, "
-        f"canonical focal {model.spec.canonical_focal}, stride {args.stride}"
+        f"canonical focal {predictor.inference.canonical_focal}, stride {args.stride}"
     )
     header = (
         f"{'set':<16} {'variant':<9} {'n':>4} {'REL':>6} {'d1':>6} {'RMS':>6} "

@@ -7,7 +7,8 @@ Nothing prints: ``run_evaluation`` and ``merge_reports`` return an ``EvalReport`
 
 Example:
     >>> config = EvalConfig("synthetic", limit=8)
-    >>> report = run_evaluation(config, lambda device: load_my_predictor(device), "cpu")
+    >>> load = lambda device, far: create_predictor("dpde-lite", device=device, max_depth=far)
+    >>> report = run_evaluation(config, load, "cpu")
     >>> report.result.variants["DPDE"]["rms"]
 """
 
@@ -15,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -111,7 +111,7 @@ class EvalReport:
 
 def run_evaluation(
     config: EvalConfig,
-    load_predictor: Callable[[str], Predictor],
+    load_predictor: Callable[[str, float], Predictor],
     device: str,
     shard: str | None = None,
     on_progress: Callable[[int, int], None] | None = None,
@@ -120,7 +120,9 @@ def run_evaluation(
 
     Args:
         config: the data, protocol and rows.
-        load_predictor: device name -> the model wrapped in a Predictor.
+        load_predictor: (device name, the protocol's far limit) -> the model wrapped in a
+            Predictor whose predictions are clipped there where it is past the model's
+            (``predict.create_predictor``'s ``max_depth``).
         device: the device name (under torchrun: each rank's own, ``inference_run``).
         shard: ``K/N`` to evaluate one share (the report then holds sums, no table).
         on_progress: (images done, images of this share), on the main rank.
@@ -144,14 +146,9 @@ def run_evaluation(
     if config.constant_baseline is not None:
         baselines = constant_baselines(config.constant_baseline, protocol.alignment)
     run = inference_run(shard, device)
-    predictor = load_predictor(run.device)
-    spec = predictor.spec
-    if math.isfinite(protocol.max_depth) and protocol.max_depth > spec.depth_range[1]:
-        # the protocol clamps predictions to its own range; the model's narrower one would
-        # clip what --max-depth 80 asks to score (weights trained on KITTI-like folders)
-        predictor.spec = dataclasses.replace(
-            spec, depth_range=(spec.depth_range[0], protocol.max_depth)
-        )
+    # the protocol's far limit where past the model's, which would clip what --max-depth 80
+    # asks to score (weights trained on KITTI-like folders)
+    predictor = load_predictor(run.device, protocol.max_depth)
     total = len(run.share.indices(min(config.limit or len(data), len(data))))
     progress = on_progress if run.is_main and on_progress is not None else None
     partial = evaluate_share(
@@ -230,9 +227,9 @@ def _protocol(config: EvalConfig):  # -> EvalProtocol
 
 def _split(config: EvalConfig) -> str:
     """The split asked for, else the dataset's default."""
-    from dpde_cli.data import DEFAULT_SPLITS
+    from dpde_cli.dataset_catalog import dataset_spec
 
-    return config.split or DEFAULT_SPLITS[config.dataset]
+    return config.split or dataset_spec(config.dataset).eval_split
 
 
 def _options(config: EvalConfig) -> dict[str, Any]:
@@ -259,7 +256,7 @@ def _header(config: EvalConfig, predictor: Predictor, partial: EvalPartial) -> d
         "data_dir": [str(d) for d in config.data_dirs],
         "model": config.model,
         "weights": config.weights or "shipped",
-        "input_size": list(predictor.spec.input_size),
+        "input_size": list(predictor.inference.input_size),
         "fusion": config.fuse,
         "metrics": list(config.metrics),
         "ground_truth": partial.ground_truth,

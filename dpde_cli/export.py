@@ -26,6 +26,7 @@ from dpde_cli.exported import (
     load_torchscript,
     require_onnx,
 )
+from dpde_cli.registry import resolve_inference
 
 if TYPE_CHECKING:
     import torch
@@ -125,9 +126,10 @@ def export_model(
         raise UsageError(f"unknown export format {fmt!r}; use {' or '.join(FORMATS)}")
     path = Path(path)
     precision = "fp16" if half else "fp32"
-    metadata = export_metadata(model.name, model.spec, precision, source)
+    inference = resolve_inference(model)  # a run's input size and range travel with it
+    metadata = export_metadata(model.name, model.spec, precision, source, inference)
     graph = _export_graph(model.cpu().eval(), torch.float16 if half else torch.float32)
-    example = torch.rand(2, 3, *model.spec.input_size, generator=torch.Generator().manual_seed(0))
+    example = torch.rand(2, 3, *inference.input_size, generator=torch.Generator().manual_seed(0))
     with atomic_path(path) as tmp:
         if fmt == "onnx":
             _write_onnx(graph, example, tmp, metadata)
@@ -146,8 +148,9 @@ def _export_graph(model: nn.Module, dtype: torch.dtype) -> nn.Module:
     import torch
     from torch import nn
 
-    if dtype != torch.float32:  # a copy: the spec's mapping proxy cannot be deep-copied
-        model = copy.deepcopy(model, {id(model.spec): model.spec}).to(dtype)
+    if dtype != torch.float32:  # a copy; the spec's and facts' mapping proxies are shared
+        shared = (model.spec, getattr(model, "run_facts", None))
+        model = copy.deepcopy(model, {id(x): x for x in shared}).to(dtype)
 
     class ExportGraph(nn.Module):
         def __init__(self) -> None:
@@ -223,7 +226,7 @@ def _check_export(model: nn.Module, tmp: Path, path: Path, fmt: str, precision: 
         exported = load_exported(tmp)
     else:
         exported = load_torchscript(tmp)
-    height, width = model.spec.input_size
+    height, width = resolve_inference(model).input_size
     image = torch.rand(1, 3, height + 8, width + 8, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         want = model(image).depth

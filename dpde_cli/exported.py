@@ -35,7 +35,7 @@ import numpy as np
 
 from dpde_cli import __version__
 from dpde_cli.errors import UsageError, WeightsError
-from dpde_cli.registry import WeightsSpec, _check_is_file, check_input_size
+from dpde_cli.registry import InferenceSpec, WeightsSpec, _check_is_file, check_input_size
 
 if TYPE_CHECKING:
     import torch
@@ -79,7 +79,11 @@ def is_exported(weights: str | Path) -> bool:
 
 
 def export_metadata(
-    name: str, spec: WeightsSpec, precision: str, source: tuple[str, str] | None
+    name: str,
+    spec: WeightsSpec,
+    precision: str,
+    source: tuple[str, str] | None,
+    inference: InferenceSpec | None = None,
 ) -> dict[str, str]:
     """The metadata of an export: ``dpde.<key>`` -> JSON.
 
@@ -88,9 +92,12 @@ def export_metadata(
         spec: its weights spec (input size, mean/std, depth range, ...).
         precision: "fp32" or "fp16".
         source: (file name, sha256) of the weights exported, None for untrained ones (their
-            spec's training data and metrics are not theirs, so they are left out).
+            spec's training data, metrics and card are not theirs, so they are left out).
+        inference: how the weights run (a `dpde train` run's input size, depth range and
+            canonical focal length, ``registry.resolve_inference``); None: the spec's.
     """
     trained = source is not None
+    run = inference or InferenceSpec(spec.input_size, spec.depth_range, spec.canonical_focal)
     values: dict[str, Any] = {
         "format_version": FORMAT_VERSION,
         "dpde_version": __version__,
@@ -98,16 +105,17 @@ def export_metadata(
         "precision": precision,
         "file": source[0] if trained else None,
         "sha256": source[1] if trained else None,
-        "input_size": list(spec.input_size),
+        "input_size": list(run.input_size),
         "mean": list(spec.mean),
         "std": list(spec.std),
         "output": spec.output,
-        "depth_range": list(spec.depth_range),
+        "depth_range": list(run.depth_range),
         "training_data": spec.training_data if trained else "none (untrained weights)",
         "metrics": dict(spec.metrics) if trained else {},
         "metrics_protocol": spec.metrics_protocol if trained else "",
         "licence": spec.licence,
-        "canonical_focal": spec.canonical_focal,
+        "canonical_focal": run.canonical_focal,
+        "card": spec.card if trained else None,
     }
     return {f"dpde.{key}": json.dumps(value) for key, value in values.items()}
 
@@ -169,6 +177,7 @@ def spec_from_metadata(metadata: Mapping[str, str], path: Path) -> tuple[str, We
         metrics_protocol=get("metrics_protocol", str, ""),
         licence=get("licence", str, ""),
         canonical_focal=None if focal is None else float(focal),
+        card=get("card", (str, type(None)), None),
     )
     return name, spec, precision
 

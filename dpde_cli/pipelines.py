@@ -141,7 +141,7 @@ def predict_files(
         The report; each done record holds the paths, the shape, the network size, the
         depth's min/median/max, fusion statistics and seconds.
     """
-    preview_range = outputs.depth_range or predictor.spec.depth_range
+    preview_range = outputs.depth_range or predictor.inference.depth_range
 
     def write(job: Job, paths: dict[str, Path], _image: Any, prediction: Prediction):
         return write_prediction(job, paths, prediction, outputs, preview_range)

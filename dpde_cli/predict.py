@@ -1,7 +1,7 @@
 """Running a DPDE model on images: resize, network, fusion, back to full resolution.
 
 Example:
-    >>> predictor = Predictor(create_model("dpde-lite"), torch.device("cpu"))
+    >>> predictor = create_predictor("dpde-lite", device="cpu", fusion=FusionConfig())
     >>> [prediction] = predictor.predict([read_image("photo.jpg")])
     >>> prediction.depth.shape  # (H, W) metres at the photo's resolution
 """
@@ -16,7 +16,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from dpde_cli.registry import InferenceSpec, resolve_inference
+
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import torch
     from torch import nn
 
@@ -112,14 +116,55 @@ def resize_gradients(gradients: torch.Tensor, size: tuple[int, int]) -> torch.Te
     return out * scale
 
 
+def create_predictor(
+    model: str,
+    weights: str | Path | None = "default",
+    *,
+    device: str | torch.device,
+    precision: str = "auto",
+    fusion: FusionConfig | None = None,
+    input_size: tuple[int, int] | None = None,
+    max_depth: float | None = None,
+) -> Predictor:
+    """A Predictor for a registered model: weights loaded, how it runs resolved once.
+
+    Args:
+        model: registered name (``registry.list_models``).
+        weights: as ``registry.create_model``: "default" (shipped), a checkpoint or export.
+        device: "auto" | "cpu" | "cuda[:i]" | "mps" or a torch.device
+            (``device.resolve_device``: an absent one is an error).
+        precision: "auto" | "fp32" | "fp16" | "bf16" (``device.resolve_precision``).
+        fusion: FusionConfig for the IRLS fusion, or None to skip it.
+        input_size: (H, W) to run the network at instead of the weights' own.
+        max_depth: a far limit to clip predictions at instead of the model's, when
+            farther (an evaluation protocol's); see ``registry.resolve_inference``.
+
+    Raises:
+        UsageError: an unknown model or device, a bad input size or precision.
+        WeightsError: weights that cannot be loaded.
+    """
+    from dpde_cli.device import resolve_device, resolve_precision
+    from dpde_cli.registry import check_input_size, create_model
+
+    size = check_input_size(input_size) if input_size else None  # before loading anything
+    torch_device = resolve_device(device) if isinstance(device, str) else device
+    dtype = resolve_precision(torch_device, precision)
+    net = create_model(model, weights=weights)
+    inference = resolve_inference(net, input_size=size, max_depth=max_depth)
+    return Predictor(net, torch_device, dtype, fusion, inference=inference)
+
+
 class Predictor:
     """Runs a registered model on batches of images, with fusion, on one device.
 
     Args:
-        model: from ``registry.create_model`` (its ``spec`` gives input size and depth range).
+        model: from ``registry.create_model`` (its ``spec``, the WeightsSpec, is kept as
+            ``self.spec``).
         device: where to run (see ``device.resolve_device``).
         precision: autocast dtype (``device.resolve_precision``), None for fp32.
         fusion: FusionConfig for the IRLS fusion, or None to skip it.
+        inference: input size, depth range and canonical focal length to run with
+            (``self.inference``); None: the model's own (``registry.resolve_inference``).
     """
 
     def __init__(
@@ -128,16 +173,18 @@ class Predictor:
         device: torch.device,
         precision: torch.dtype | None = None,
         fusion: FusionConfig | None = None,
+        inference: InferenceSpec | None = None,
     ) -> None:
         self.model = model.to(device).eval()
         self.spec = model.spec
+        self.inference = inference or resolve_inference(model)
         self.device = device
         self.precision = precision
         self.fusion = fusion
 
     def network_size(self, image_size: tuple[int, int]) -> tuple[int, int]:
         """The size this model runs at for an image of (H, W)."""
-        return inference_size(self.spec.input_size, image_size)
+        return inference_size(self.inference.input_size, image_size)
 
     def camera_scale(
         self, focal: Sequence[float] | None, full: tuple[int, int], net: tuple[int, int]
@@ -158,7 +205,7 @@ class Predictor:
         Returns:
             (B, 1, 1, 1) float32 on the device, or None.
         """
-        canonical = getattr(self.spec, "canonical_focal", None)
+        canonical = self.inference.canonical_focal
         if canonical is None:
             return None
         import torch
@@ -182,7 +229,7 @@ class Predictor:
                 gradients before the depth is clipped, or None.
 
         Returns:
-            depth (B, 1, h, w) metres clipped to the model's depth range, and gradients
+            depth (B, 1, h, w) metres clipped to the depth range it runs with, and gradients
             (B, 2, h, w) metres per pixel.
         """
         import torch
@@ -197,7 +244,7 @@ class Predictor:
         depth, gradients = depth.float(), out.gradients.float()
         if scale is not None:
             depth, gradients = depth * scale, gradients * scale
-        low, high = self.spec.depth_range
+        low, high = self.inference.depth_range
         return depth.clamp_(low, high), gradients
 
     def fuse(self, depth: torch.Tensor, gradients: torch.Tensor) -> tuple[torch.Tensor, list]:

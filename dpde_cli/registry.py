@@ -9,7 +9,6 @@ Example:
 
 from __future__ import annotations
 
-import dataclasses
 import fnmatch
 import hashlib
 import math
@@ -43,15 +42,19 @@ class WeightsSpec:
         mean, std: normalisation the model applies to RGB in [0, 1].
         output: what the depth output means ("metric depth, metres").
         depth_range: (min, max) metres the model was trained on; predictions are clipped to it.
-        training_data: what the weights were trained on, and how (command, seed).
-        metrics: measured metrics, name -> value, with the protocol in ``metrics_protocol``.
-        metrics_protocol: how the metrics were measured.
+        training_data: what the weights were trained on, in a sentence (the model card has
+            the sets, seeds and commands).
+        metrics: headline metrics (names from ``dpde_cli.metrics.BASE_METRICS``) -> value,
+            measured as ``metrics_protocol`` says; the model card has the rest.
+        metrics_protocol: how the metrics were measured, in a sentence or two.
         licence: licence of the weights.
         canonical_focal: the focal length (pixels at ``input_size``) the depth output refers
             to: the network predicts the depth a camera of that focal length would see, and a
             photo's depth is that times f / canonical_focal, with f the photo's focal length
             at the network's grid (``Predictor.camera_scale``). None: the output is taken as
             metres whatever the camera.
+        card: the model card of the shipped file, relative to the repository
+            (``docs/models/<name>.md``); None where no weights are shipped.
     """
 
     file: str | None
@@ -66,6 +69,7 @@ class WeightsSpec:
     metrics_protocol: str = ""
     licence: str = "Apache-2.0"
     canonical_focal: float | None = None
+    card: str | None = None
 
     @property
     def path(self) -> Path | None:
@@ -129,8 +133,10 @@ def create_model(
         pretrained: initialise the encoder from ImageNet (only when ``weights`` is None).
 
     Returns:
-        The model in eval mode on the CPU, with its WeightsSpec as ``model.spec`` (for a
-        checkpoint of a `dpde train` run, adjusted to the run: see ``run_spec``).
+        The model in eval mode on the CPU, with its registered WeightsSpec as ``model.spec``
+        and, for a checkpoint of a `dpde train` run, what it says about running it as
+        ``model.run_facts`` (``inference_facts``; {} otherwise): ``resolve_inference``
+        reads both.
 
     Raises:
         WeightsError: no shipped weights, a missing file, a sha256 mismatch, or a
@@ -150,63 +156,116 @@ def create_model(
                 "(a checkpoint from `dpde train`)"
             )
         load_weights(model, entry.weights.path, expected_sha256=entry.weights.sha256)
-    spec = entry.weights
+    run: Mapping[str, Any] = MappingProxyType({})
     if weights not in (None, "default"):
         path = Path(weights)
         facts = load_weights(model, path)
-        if not _is_shipped(path, spec):  # the shipped file runs as shipped, however named
-            spec = run_spec(path, name, spec, facts)
-    model.spec = spec
+        if not _is_shipped(path, entry.weights):  # the shipped file runs as shipped
+            run = inference_facts(path, name, facts)
+    model.spec = entry.weights
+    model.run_facts = run
     model.name = name
     return model.eval()
 
 
-def run_spec(
-    path: Path, name: str, spec: WeightsSpec, facts: Mapping[str, Any] | None = None
-) -> WeightsSpec:
-    """``spec`` as fits weights from a `dpde train` run: the input size the run trained at,
-    and a depth range reaching as far as the run's data, where the registry's (10 m) would
-    clip predictions: the farthest validation ground truth, else the far limit of its
-    dataset's protocol (Make3D: 70 m).
+@dataclass(frozen=True)
+class InferenceSpec:
+    """How a model runs in one session, resolved once (``resolve_inference``) from its
+    WeightsSpec, what its weights file says of the run that made it, the caller's options
+    and, for an evaluation, the protocol's depth range; the WeightsSpec stays as registered.
+
+    Attributes:
+        input_size: (H, W) the network runs at for photos of that aspect ratio (others run
+            at as many pixels in their own, ``predict.inference_size``).
+        depth_range: (near, far) metres predictions are clipped to.
+        canonical_focal: the focal length (pixels at ``input_size``) the depth output
+            refers to (see ``WeightsSpec.canonical_focal``), or None.
+    """
+
+    input_size: tuple[int, int]
+    depth_range: tuple[float, float]
+    canonical_focal: float | None = None
+
+
+def resolve_inference(
+    model: Any, input_size: tuple[int, int] | None = None, max_depth: float | None = None
+) -> InferenceSpec:
+    """How ``model`` (from ``create_model``) runs: its spec's input size, depth range and
+    canonical focal length, or its run's (``model.run_facts``, see ``inference_facts``),
+    or the caller's.
+
+    Args:
+        model: has ``spec`` (WeightsSpec) and, for weights of a `dpde train` run,
+            ``run_facts``.
+        input_size: (H, W) to run at instead (checked as ``check_input_size``).
+        max_depth: widen the depth range to this far limit (an evaluation protocol's, so
+            that it can score depths past the model's own range); never narrows it.
+
+    Raises:
+        UsageError: an unusable ``input_size``.
+    """
+    spec = model.spec
+    run = getattr(model, "run_facts", None) or {}
+    size = check_input_size(input_size) if input_size else run.get("input_size", spec.input_size)
+    near, far = spec.depth_range
+    for limit in (run.get("max_depth"), max_depth):
+        if limit is not None and math.isfinite(limit) and limit > far:
+            far = float(limit)
+    focal = run.get("canonical_focal", spec.canonical_focal)  # a run's None holds too
+    return InferenceSpec(size, (near, far), focal)
+
+
+def inference_facts(
+    path: Path, name: str, facts: Mapping[str, Any] | None = None
+) -> Mapping[str, Any]:
+    """What weights from a `dpde train` run of ``name`` say about running them, checked:
+    "input_size" the run trained at, "canonical_focal" (None: metres whatever the camera)
+    and "max_depth", a far limit reaching as far as the run's data where the registry's
+    (10 m) would clip predictions: the farthest validation ground truth, else the far limit
+    of its dataset's protocol (Make3D: 70 m).
 
     The run's facts ("model", "input_size", "dataset", "val_depth_max") are those the file
     carries (``facts``, from ``read_weights``), else, for a file in a run's ``weights/`` or
     ``checkpoints/`` folder, the run folder's (``training.run_folder.facts_beside``).
-    Without them, or from a run of another model, ``spec`` itself."""
+    Without them, or from a run of another model: {} (the model's spec holds).
+
+    Raises:
+        WeightsError: an input size or focal length that cannot be used.
+    """
     from dpde_cli.training.run_folder import facts_beside
 
     facts = facts or facts_beside(path)
     if facts.get("model") != name:
-        return spec
+        return MappingProxyType({})
+    checked: dict[str, Any] = {}
     size = facts.get("input_size")
     if isinstance(size, (list, tuple)) and len(size) == 2:
         try:
-            size = check_input_size([s for s in size if isinstance(s, int)])
+            checked["input_size"] = check_input_size([s for s in size if isinstance(s, int)])
         except (UsageError, ValueError) as exc:
             why = f" ({exc})" if isinstance(exc, UsageError) else ""
             raise WeightsError(f"{path}: records an unusable input size {size}{why}") from None
-        spec = dataclasses.replace(spec, input_size=size)
     focal = facts.get("canonical_focal")  # a run without one predicts metres, whatever camera
     if focal is not None and (
         isinstance(focal, bool) or not isinstance(focal, (int, float)) or not 0 < focal < math.inf
     ):
         raise WeightsError(f"{path}: records an unusable canonical focal length {focal!r}")
-    spec = dataclasses.replace(spec, canonical_focal=None if focal is None else float(focal))
+    checked["canonical_focal"] = None if focal is None else float(focal)
     far = facts.get("val_depth_max")
     if not isinstance(far, (int, float)) or not far > 0:
-        from dpde_cli.metrics import default_protocol
+        from dpde_cli.dataset_catalog import dataset_spec
 
-        try:
-            far = default_protocol(str(facts.get("dataset"))).max_depth
-        except UsageError:  # a dataset with no protocol: keep the registry's range
+        try:  # the far limit of the dataset's protocol, where its catalogue entry has one
+            far = dataset_spec(str(facts.get("dataset"))).protocol.get("max_depth", math.inf)
+        except UsageError:  # an unknown dataset: keep the registry's range
             far = math.inf
-    if math.isfinite(far) and far > spec.depth_range[1]:
-        spec = dataclasses.replace(spec, depth_range=(spec.depth_range[0], float(far)))
-    return spec
+    checked["max_depth"] = float(far)
+    return MappingProxyType(checked)
 
 
 RUN_FACTS = ("model", "input_size", "dataset", "val_depth_max", "canonical_focal")
-"""What a weights file from `dpde train` says of the run that made it (see ``run_spec``)."""
+"""What a weights file from `dpde train` says of the run that made it (see
+``inference_facts``)."""
 
 
 def run_facts(*sources: object) -> dict[str, Any]:
@@ -362,18 +421,21 @@ def parameter_count(model: nn.Module) -> int:
 # ---------------------------------------------------------------------------- the models
 
 
+_R50_WEIGHTS = WeightsSpec(
+    file=None,
+    sha256=None,
+    input_size=(240, 320),
+    mean=IMAGENET_MEAN,
+    std=IMAGENET_STD,
+    training_data="none shipped: train on NYUv2 with `dpde train --model dpde-r50`",
+    licence="Apache-2.0 (code); torchvision ResNet-50 ImageNet weights: BSD-3-Clause",
+)
+
+
 @register_model(
     "dpde-r50",
     "The paper's modified FCRN (ResNet-50, up-projections, U-Net laterals) + gradient net",
-    WeightsSpec(
-        file=None,
-        sha256=None,
-        input_size=(240, 320),
-        mean=IMAGENET_MEAN,
-        std=IMAGENET_STD,
-        training_data="none shipped: train on NYUv2 with `dpde train --model dpde-r50`",
-        licence="Apache-2.0 (code); torchvision ResNet-50 ImageNet weights: BSD-3-Clause",
-    ),
+    _R50_WEIGHTS,
 )
 def dpde_r50(pretrained: bool = False) -> nn.Module:
     """The paper's network: FCRN widths (1024..64); gradient net width 108 (~1/76 of FCRN)."""
@@ -384,91 +446,66 @@ def dpde_r50(pretrained: bool = False) -> nn.Module:
         ResNet50Encoder(pretrained=pretrained),
         decoder_channels=(1024, 512, 256, 128, 64),
         gradient_width=108,
-        mean=IMAGENET_MEAN,
-        std=IMAGENET_STD,
+        mean=_R50_WEIGHTS.mean,
+        std=_R50_WEIGHTS.std,
     )
+
+
+_LITE_WEIGHTS = WeightsSpec(
+    file="dpde-lite-b99c33d8.pt",
+    sha256="b99c33d8e9ed4c061171f5166c0a9bf2b10d1f5c481d1ad4e53d960584d6ebc4",
+    input_size=(240, 320),
+    mean=(0.5, 0.5, 0.5),
+    std=(0.5, 0.5, 0.5),
+    depth_range=(0.1, 10.0),
+    training_data=(
+        "dpde-lite-renders fine-tuned on a mix of rendered scenes and three real RGB-D sets "
+        "(a kitchen, lab scenes, a tabletop), on a 2-core CPU; the mix and commands are in "
+        "the model card"
+    ),
+    metrics=MappingProxyType(
+        {"abs_rel": 0.244, "rms": 1.271, "log10": 0.128, "d1": 0.438, "d2": 0.798, "d3": 0.939}
+    ),
+    metrics_protocol=(
+        "dpde eval --dataset folder on the 5 real indoor frames of ../shared/data/real-dev "
+        "(nyu-raw + sun-tum), fused, 1e-3 < gt < 10 m, mean of per-image metrics; never used "
+        "to train or choose these weights; the rest is in the model card"
+    ),
+    licence=(
+        "Apache-2.0, but trained on 7-Scenes (non-commercial research licence) and "
+        "Middlebury 2014 (research use): for commercial use see dpde-lite-renders"
+    ),
+    card="docs/models/dpde-lite.md",
+)
+
+_LITE_RENDERS_WEIGHTS = WeightsSpec(
+    file="dpde-lite-90657c8d.pt",
+    sha256="90657c8dbe09bf37921d2775187b759120c83ebfda78f61b44c8769fa9bbf971",
+    input_size=(240, 320),
+    mean=(0.5, 0.5, 0.5),
+    std=(0.5, 0.5, 0.5),
+    depth_range=(0.1, 10.0),
+    training_data=(
+        "rendered indoor scenes only (dpde_cli.data.synthetic, no real image), on a 2-core "
+        "CPU; the sets, seeds and commands are in the model card"
+    ),
+    metrics=MappingProxyType(
+        {"abs_rel": 0.152, "rms": 0.840, "log10": 0.068, "d1": 0.766, "d2": 0.953, "d3": 0.979}
+    ),
+    metrics_protocol=(
+        "dpde eval --dataset folder on the 5 real indoor frames of ../shared/data/real-dev "
+        "(nyu-raw + sun-tum), fused, 1e-3 < gt < 10 m, mean of per-image metrics; these "
+        "frames chose the weights: held-out figures are in the model card"
+    ),
+    licence="Apache-2.0 (code and EfficientNet-Lite0 ImageNet weights)",
+    card="docs/models/dpde-lite-renders.md",
+)
 
 
 @register_model(
     "dpde-lite",
     "DPDE design on an EfficientNet-Lite0 encoder (ImageNet) for CPU speed",
-    WeightsSpec(
-        file="dpde-lite-90657c8d.pt",
-        sha256="90657c8dbe09bf37921d2775187b759120c83ebfda78f61b44c8769fa9bbf971",
-        input_size=(240, 320),
-        mean=(0.5, 0.5, 0.5),
-        std=(0.5, 0.5, 0.5),
-        depth_range=(0.1, 10.0),
-        training_data=(
-            "synthetic indoor scenes only (no real images): dpde_cli.data.synthetic scenes "
-            "rendered at 240x320 with export_folder, median depth 2.93 m. Set A (clutter12k): 6000 "
-            "tidy rooms (SceneConfig(height=240, width=320), seeds 100000-105999) and 6000 "
-            "cluttered ones (clutter=1.0; seeds 112000-116999, and 117000-117999 as corridors with "
-            "room_width_range=(1.6, 3.0), room_depth_range=(8.0, 14.0)). Set B (fresh12k): 6000 "
-            "tidy (seeds 106000-111999) and 6000 cluttered (seeds 118000-122999, 123000-123999 "
-            "corridors). Set F (random focal lengths): SceneConfig(height=240, width=320, "
-            "random_focal=True), focal length 0.75-1.35x the Kinect's, 4000 tidy (seeds "
-            "150000-153999) and 4000 cluttered (clutter=1.0, seeds 154000-157999), median depth "
-            "2.94 m. Set G: as F, 4000 tidy (seeds 158000-161999) and 4000 cluttered (seeds "
-            "162000-165999). Set H: as F, 4000 tidy (seeds 166000-169999) and 4000 cluttered "
-            "(seeds 170000-173999). Set I: as F, 2000 tidy (seeds 174000-175999) and 2000 "
-            "cluttered (seeds 176000-177999). Trained on a 2-core CPU from ImageNet "
-            "EfficientNet-Lite0 with dpde train --dataset folder --model dpde-lite --batch-size 8 "
-            "--lambda-fsim 0 (FSIM term off for CPU time), paper schedule, each run from the "
-            "previous best (--init-weights). Stage 1 at --input-size 120 160, --lr 0.01: --stage "
-            "global --epochs 10 --seed 0 on the first 1900 tidy scenes of A; --epochs 9 --seed 1 "
-            "on 3600 (100000-103599); --epochs 11 --seed 5 on all 6000 tidy ones; --epochs 6 "
-            "--seed 9 on all of A. Then at --input-size 240 320: --epochs 3 --lr 0.01 --seed 12 on "
-            "A; --epochs 3 --lr 0.005 --seed 13 on B (cf1aaaf1 after stage 2); --epochs 4 --lr "
-            "0.005 --seed 15 on F (best: ac87dd21; 99fb2cea after stage 2); from ac87dd21, "
-            "--epochs 3 --lr 0.003 --seed 16 on F + G (best: 95128496). Then ac87dd21 and 95128496 "
-            "averaged 0.5/0.5 (WiSE-FT: scripts/average_weights.py ac87dd21.pt 95128496.pt -o DIR, "
-            "giving bce57754; 5da2fb6a after stage 2 on F + G). From bce57754, --epochs 2 --lr "
-            "0.003 --seed 17 on G + H (best: epoch 0, 88cf4967); bce57754 and 88cf4967 averaged "
-            "0.5/0.5 the same way (8c2c015e; 80df5cd9 after stage 2 on G + H). From 8c2c015e, "
-            "--epochs 1 --lr 0.003 --seed 18 on H + I (88ca5dcd); 8c2c015e and 88ca5dcd averaged "
-            "0.5/0.5 (7aa61753). Stage 2 from that: --stage gradient --epochs 1 --max-steps 150 "
-            "--lr 0.01 --seed 1 --input-size 240 320 --export-half on H + I (fp16 file; the fp32 "
-            "checkpoint scored the same to 3 decimals)."
-        ),
-        metrics=MappingProxyType(
-            {
-                "abs_rel": 0.152,
-                "rms": 0.840,
-                "log10": 0.068,
-                "d1": 0.766,
-                "d2": 0.953,
-                "d3": 0.979,
-                "abs_rel_unfused": 0.158,
-                "d1_unfused": 0.743,
-                "abs_rel_median_aligned": 0.150,
-                "d1_median_aligned": 0.789,
-                "abs_rel_nyu_raw": 0.151,
-                "d1_nyu_raw": 0.773,
-                "abs_rel_sun_tum": 0.154,
-                "d1_sun_tum": 0.755,
-                "baseline_constant_2.93m_abs_rel": 0.321,
-                "baseline_constant_2.93m_d1": 0.516,
-                "baseline_oracle_scaled_abs_rel": 0.268,
-                "baseline_oracle_scaled_d1": 0.619,
-                "middlebury_median_aligned_abs_rel": 0.181,
-                "middlebury_median_aligned_d1": 0.637,
-            }
-        ),
-        metrics_protocol=(
-            "dpde eval --dataset folder on ../shared/data/real-dev nyu-raw + sun-tum (5 real "
-            "indoor frames, never used for training), fused output, no alignment unless "
-            "named, 1e-3 < gt < 10 m, mean of per-image metrics; middlebury_*: dpde eval "
-            "--dataset middlebury (3 frames, median-aligned). Of the targets REL <= 0.20, d1 "
-            ">= 0.65 and median-aligned REL <= 0.15, the first two are met, the third only "
-            "at the stated precision (0.150; 0.1503 unrounded). Measured 2026-11-25 and again "
-            "2026-12-03 (the same, but d1_unfused 0.7425 rounds to 0.742 there). A fourth "
-            "fine-tune-and-average round (24b63413, 2026-12-03) scored fused REL 0.154, d1 "
-            "0.756, median-aligned REL 0.151: not shipped. The runs not shipped, misses "
-            "included, with their figures: benchmarks/RESULTS.md"
-        ),
-        licence="Apache-2.0 (code and EfficientNet-Lite0 ImageNet weights)",
-    ),
+    _LITE_WEIGHTS,
 )
 def dpde_lite(pretrained: bool = False) -> nn.Module:
     """EfficientNet-Lite0 encoder, a narrow up-projection decoder, a 16-wide gradient net.
@@ -482,6 +519,16 @@ def dpde_lite(pretrained: bool = False) -> nn.Module:
         EfficientNetLite0Encoder(pretrained=pretrained),
         decoder_channels=(256, 128, 64, 32, 16),
         gradient_width=16,
-        mean=(0.5, 0.5, 0.5),
-        std=(0.5, 0.5, 0.5),
+        mean=_LITE_WEIGHTS.mean,
+        std=_LITE_WEIGHTS.std,
     )
+
+
+@register_model(
+    "dpde-lite-renders",
+    "dpde-lite with the earlier weights, trained on rendered scenes only",
+    _LITE_RENDERS_WEIGHTS,
+)
+def dpde_lite_renders(pretrained: bool = False) -> nn.Module:
+    """The ``dpde-lite`` network with the weights it shipped with before real frames."""
+    return dpde_lite(pretrained=pretrained)

@@ -131,7 +131,23 @@ def test_metadata_of_shipped_weights_round_trips() -> None:
     metadata = export_metadata("dpde-lite", spec, "fp32", (spec.file, spec.sha256))
     name, back, precision = spec_from_metadata(metadata, Path("x.onnx"))
     assert (name, back, precision) == ("dpde-lite", spec, "fp32")
-    assert all(isinstance(v, str) and json.loads(v) is not None for v in metadata.values())
+    assert all(isinstance(v, str) for v in metadata.values())
+    assert json.loads(metadata["dpde.card"]) == "docs/models/dpde-lite.md"
+    assert json.loads(metadata["dpde.canonical_focal"]) is None  # JSON null, not a string
+
+
+def test_a_run_s_input_size_range_and_focal_travel_in_the_metadata() -> None:
+    from dpde_cli.registry import InferenceSpec
+
+    spec = create_model("dpde-tiny", weights=None).spec
+    run = InferenceSpec((96, 128), (0.1, 42.0), 50.0)
+    metadata = export_metadata("dpde-tiny", spec, "fp32", ("w.pt", "0" * 64), run)
+    _, back, _ = spec_from_metadata(metadata, Path("x.onnx"))
+    assert (back.input_size, back.depth_range, back.canonical_focal) == (
+        (96, 128),
+        (0.1, 42.0),
+        50.0,
+    )
 
 
 def test_untrained_weights_claim_no_training() -> None:
@@ -280,7 +296,7 @@ def test_garbage_is_refused(tmp_path: Path, content: bytes, match: str) -> None:
     [
         ("model", '"../etc"', "not a model name"),
         ("input_size", "[240, 321]", "multiples of 8"),
-        ("input_size", "[99992, 99992]", "over 8192"),
+        ("input_size", "[32, 8200]", "over 8192"),  # few pixels, one side too long
         ("input_size", "[240.0, 320]", "finite integers"),
         ("mean", "abc", "not JSON"),
         ("mean", "[0.5, 0.5]", "3 finite numbers"),

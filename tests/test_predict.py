@@ -58,13 +58,28 @@ def tiny_predictor(tiny_weights, device, one_thread):
     return Predictor(create_model("dpde-tiny", weights=tiny_weights), torch.device(device))
 
 
+def test_create_predictor_resolves_how_the_model_runs_once(tiny_weights, one_thread) -> None:
+    from dpde_cli.predict import create_predictor
+    from dpde_cli.registry import InferenceSpec, get_entry
+
+    predictor = create_predictor(
+        "dpde-tiny", tiny_weights, device="cpu", input_size=(96, 128), max_depth=80.0
+    )
+    assert predictor.inference == InferenceSpec((96, 128), (0.1, 80.0), None)
+    assert predictor.spec is get_entry("dpde-tiny").weights  # the spec stays as registered
+    photo = np.random.default_rng(0).integers(0, 255, (48, 64, 3), dtype=np.uint8)
+    assert predictor.predict([photo])[0].network_size == (96, 128)
+    own = create_predictor("dpde-tiny", tiny_weights, device="cpu")
+    assert own.inference.input_size == (64, 96)
+
+
 @pytest.mark.parametrize("batch", [1, 3])
 def test_predictor_answers_at_the_photo_s_resolution(tiny_predictor, batch: int) -> None:
     rng = np.random.default_rng(batch)
     images = [rng.integers(0, 255, (48, 64, 3), dtype=np.uint8) for _ in range(batch)]
     predictions = tiny_predictor.predict(images)
     assert len(predictions) == batch
-    low, high = tiny_predictor.spec.depth_range
+    low, high = tiny_predictor.inference.depth_range
     for p in predictions:
         assert p.depth.shape == p.depth_unfused.shape == (48, 64) and p.depth.dtype == np.float32
         assert p.gradients.shape == (2, 48, 64)

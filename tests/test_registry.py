@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import dataclasses
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from dpde_cli.registry import (
     get_entry,
     list_models,
     register_model,
+    resolve_inference,
     sha256_file,
 )
 
@@ -136,15 +138,34 @@ def _run_folder(tmp_path: Path, tiny_weights: Path, config: object, folder: str)
     return path
 
 
+def _inference(path: Path, name: str = "dpde-tiny"):
+    """How weights at ``path`` run (``resolve_inference`` of the model they load into)."""
+    return resolve_inference(create_model(name, weights=path))
+
+
+def test_inference_is_resolved_from_the_options_and_a_protocol_s_range() -> None:
+    model = create_model("dpde-tiny", weights=None)
+    assert resolve_inference(model) == registry.InferenceSpec((64, 96), (0.1, 10.0), None)
+    wider = resolve_inference(model, input_size=(96, 128), max_depth=80.0)
+    assert wider == registry.InferenceSpec((96, 128), (0.1, 80.0), None)
+    assert resolve_inference(model, max_depth=5.0).depth_range == (0.1, 10.0)  # never narrower
+    assert resolve_inference(model, max_depth=float("inf")).depth_range == (0.1, 10.0)
+    with pytest.raises(UsageError, match="multiples of 8"):
+        resolve_inference(model, input_size=(60, 96))
+    assert model.spec is get_entry("dpde-tiny").weights
+
+
 @pytest.mark.parametrize("folder", ["weights", "checkpoints"])
 def test_a_run_s_weights_run_at_the_size_the_run_trained_at(
     tiny_weights: Path, tmp_path: Path, folder: str
 ) -> None:
     config = {"model": "dpde-tiny", "input_size": [96, 128], "dataset": "nyuv2"}
     path = _run_folder(tmp_path, tiny_weights, config, folder)
-    spec = create_model("dpde-tiny", weights=path).spec
-    assert spec.input_size == (96, 128) and spec.depth_range == (0.1, 10.0)
-    assert get_entry("dpde-tiny").weights.input_size == (64, 96)  # the registry is untouched
+    model = create_model("dpde-tiny", weights=path)
+    run = resolve_inference(model)
+    assert run.input_size == (96, 128) and run.depth_range == (0.1, 10.0)
+    assert model.spec is get_entry("dpde-tiny").weights  # the spec is the registry's, as is
+    assert model.spec.input_size == (64, 96)
 
 
 def test_a_run_s_weights_reach_its_farthest_validation_depth(
@@ -155,16 +176,16 @@ def test_a_run_s_weights_reach_its_farthest_validation_depth(
     config = {"model": "dpde-tiny", "input_size": [64, 96], "dataset": "folder"}
     path = _run_folder(tmp_path, tiny_weights, config, "weights")
     (tmp_path / "run" / "weights.json").write_text(json.dumps({"val_depth_max": 79.5}))
-    assert create_model("dpde-tiny", weights=path).spec.depth_range == (0.1, 79.5)
+    assert _inference(path).depth_range == (0.1, 79.5)
     (tmp_path / "run" / "weights.json").write_text(json.dumps({"val_depth_max": 4.0}))
-    assert create_model("dpde-tiny", weights=path).spec.depth_range == (0.1, 10.0)  # only wider
+    assert _inference(path).depth_range == (0.1, 10.0)  # only wider
 
 
 def test_a_make3d_run_s_weights_are_not_clipped_at_10_m(tiny_weights: Path, tmp_path: Path) -> None:
     # the registry's range is indoor; Make3D's protocol scores ground truth up to 70 m
     config = {"model": "dpde-tiny", "input_size": [448, 352], "dataset": "make3d"}
     path = _run_folder(tmp_path, tiny_weights, config, "weights")
-    assert create_model("dpde-tiny", weights=path).spec.depth_range == (0.1, 70.0)
+    assert _inference(path).depth_range == (0.1, 70.0)
 
 
 @pytest.mark.parametrize(
@@ -180,7 +201,7 @@ def test_weights_outside_a_run_of_that_model_keep_the_registry_size(
     tiny_weights: Path, tmp_path: Path, config: object, folder: str
 ) -> None:
     path = _run_folder(tmp_path, tiny_weights, config, folder)
-    assert create_model("dpde-tiny", weights=path).spec.input_size == (64, 96)
+    assert _inference(path).input_size == (64, 96)
 
 
 @pytest.mark.parametrize(
@@ -204,8 +225,8 @@ def test_weights_copied_out_of_their_run_still_run_as_trained(
     # the file carries its run's facts: no config.json beside it
     path = tmp_path / "copied.pt"
     torch.save(payload(torch.load(tiny_weights, weights_only=True)), path)
-    spec = create_model("dpde-tiny", weights=path).spec
-    assert spec.input_size == (96, 128) and spec.depth_range == (0.1, 42.0)
+    run = _inference(path)
+    assert run.input_size == (96, 128) and run.depth_range == (0.1, 42.0)
 
 
 @pytest.mark.parametrize("size", [[60, 96], ["a", 96], [64.0, 96]])
@@ -226,16 +247,17 @@ def test_input_sizes_must_be_multiples_of_8_and_at_least_32(size: tuple[int, int
 
 
 def test_the_shipped_file_runs_as_shipped_however_it_is_named(tmp_path: Path) -> None:
-    # the shipped file carries its run's facts (a farther depth range than the registry's);
-    # loaded by path, or as a copy, it must still behave as the default weights do
-    shipped = get_entry("dpde-lite").weights
+    # dpde-lite-renders' file carries its run's facts (a farther depth range than the
+    # registry's); loaded by path, or as a copy, it must still behave as the registry says
+    name = "dpde-lite-renders"
+    shipped = get_entry(name).weights
     copy = tmp_path / "mine.pt"
     copy.write_bytes(shipped.path.read_bytes())
-    default = create_model("dpde-lite").spec
-    assert create_model("dpde-lite", weights=shipped.path).spec == default
-    assert create_model("dpde-lite", weights=copy).spec == default
+    default = resolve_inference(create_model(name))
+    assert _inference(shipped.path, name) == default
+    assert _inference(copy, name) == default
     copy.write_bytes(copy.read_bytes() + b"\0")  # not the shipped file: its own run's facts
-    assert create_model("dpde-lite", weights=copy).spec.depth_range[1] > 10.0
+    assert _inference(copy, "dpde-lite").depth_range[1] > 10.0  # (its run was dpde-lite's)
 
 
 def test_input_sizes_past_the_limit_are_refused_before_any_allocation() -> None:
@@ -260,3 +282,54 @@ def test_the_input_size_help_states_the_limit() -> None:
 
     side = int(registry.MAX_INPUT_PIXELS**0.5)
     assert f"at most {side}x{side} pixels" in InputSizeOption.__metadata__[0].help
+
+
+# ------------------------------------------------------------------ the spec's schema
+
+ROOT = Path(__file__).resolve().parents[1]
+SCHEMA = {  # field -> (types, required non-empty)
+    "file": ((str, type(None)), False),
+    "sha256": ((str, type(None)), False),
+    "input_size": (tuple, True),
+    "mean": (tuple, True),
+    "std": (tuple, True),
+    "output": (str, True),
+    "depth_range": (tuple, True),
+    "training_data": (str, True),
+    "metrics": (Mapping, False),
+    "metrics_protocol": (str, False),
+    "licence": (str, True),
+    "canonical_focal": ((float, type(None)), False),
+    "card": ((str, type(None)), False),
+}
+TEXT_LIMIT = 300
+"""The most characters of a text field: a sentence or two; the model card has the rest."""
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_spec_schema(name: str) -> None:
+    # after torchvision's test_schema_meta_validation
+    from dpde_cli.metrics import BASE_METRICS, IMAGE_METRICS
+
+    entry = get_entry(name)
+    spec = entry.weights
+    assert [f.name for f in dataclasses.fields(spec)] == list(SCHEMA)
+    for field, (kinds, required) in SCHEMA.items():
+        value = getattr(spec, field)
+        assert isinstance(value, kinds), f"{name}: {field} is {type(value).__name__}"
+        assert value or not required, f"{name}: {field} is empty"
+        if isinstance(value, str):
+            assert len(value) <= TEXT_LIMIT, f"{name}: {field} is over {TEXT_LIMIT} characters"
+    assert 0 < len(entry.description) <= 100
+    assert len(spec.input_size) == 2 and all(isinstance(v, int) for v in spec.input_size)
+    assert len(spec.mean) == len(spec.std) == 3 and 0 < spec.depth_range[0] < spec.depth_range[1]
+    assert set(spec.metrics) <= set(BASE_METRICS) | set(IMAGE_METRICS)
+    assert all(isinstance(v, float) for v in spec.metrics.values())
+    assert bool(spec.metrics) == bool(spec.metrics_protocol), f"{name}: metrics need a protocol"
+    if spec.file is None:  # nothing shipped: nothing measured, no card, and it says so
+        assert spec.sha256 is None and not spec.metrics and spec.card is None
+        assert spec.training_data.startswith("none"), f"{name}: say that no weights ship"
+    else:
+        assert spec.sha256 is not None and len(spec.sha256) == 64
+        assert spec.card is not None and (ROOT / spec.card).is_file(), f"{name}: no card"
+        assert "model card" in spec.training_data and "model card" in spec.metrics_protocol

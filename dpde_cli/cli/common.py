@@ -6,8 +6,9 @@ import contextlib
 import functools
 import json
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
@@ -43,6 +44,12 @@ class GlobalOptions:
     device: str = "auto"
     verbose: bool = False
     quiet: bool = False
+
+
+def choice_enum(name: str, values: Iterable[str]) -> Any:
+    """A str Enum of a closed choice the library spells (a catalogue, a config's choices),
+    so that typer offers exactly what the library accepts."""
+    return Enum(name, [(value, value) for value in values], type=str)
 
 
 def _complete_model(incomplete: str) -> list[str]:
@@ -222,32 +229,33 @@ def build_predictor(
     precision: str,
     omega: float | None,
     input_size: tuple[int, int] | None = None,
+    max_depth: float | None = None,
 ):  # -> tuple[Predictor, WeightsSpec]
-    """Resolve device and precision, load the model, and wrap it in a Predictor.
+    """The Predictor the options ask for (``predict.create_predictor``), and its WeightsSpec.
 
     Args:
         model: registered name; weights: checkpoint path or None for the shipped weights;
         device, precision: as the CLI options; omega: fusion weight, or None for no fusion;
-        input_size: (H, W) to run the network at instead of the weights' own.
+        input_size: (H, W) to run the network at instead of the weights' own;
+        max_depth: an evaluation protocol's far limit, where it is past the model's.
     """
-    import dataclasses
+    from dpde_cli.predict import create_predictor
 
-    from dpde_cli.device import resolve_device, resolve_precision
-    from dpde_cli.predict import Predictor
-    from dpde_cli.registry import check_input_size, create_model
-
-    size = check_input_size(input_size) if input_size else None
-    torch_device = resolve_device(device)
-    dtype = resolve_precision(torch_device, precision)
-    net = create_model(model, weights=weights if weights else "default")
-    if size is not None:
-        net.spec = dataclasses.replace(net.spec, input_size=size)
     fusion = None
     if omega is not None:
         from dpde_cli.fusion import FusionConfig
 
         fusion = FusionConfig(omega=omega)
-    return Predictor(net, torch_device, dtype, fusion), net.spec
+    predictor = create_predictor(
+        model,
+        weights or "default",
+        device=device,
+        precision=precision,
+        fusion=fusion,
+        input_size=input_size,
+        max_depth=max_depth,
+    )
+    return predictor, predictor.spec
 
 
 @contextlib.contextmanager

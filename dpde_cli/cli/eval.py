@@ -21,6 +21,7 @@ from dpde_cli.cli.common import (
     QuietOption,
     WeightsOption,
     build_predictor,
+    choice_enum,
     err_console,
     global_options,
     handle_errors,
@@ -29,6 +30,7 @@ from dpde_cli.cli.common import (
     show_progress,
     wide_console,
 )
+from dpde_cli.dataset_catalog import list_datasets
 from dpde_cli.errors import UsageError
 from dpde_cli.outputs import stdout_guard
 
@@ -41,12 +43,7 @@ if TYPE_CHECKING:
 COLUMNS = ("rms", "log10", "abs_rel", "d1", "d2", "d3", "rms_log", "sq_rel", "silog")
 
 
-class Dataset(str, Enum):
-    nyuv2 = "nyuv2"
-    make3d = "make3d"
-    middlebury = "middlebury"
-    folder = "folder"
-    synthetic = "synthetic"
+Dataset = choice_enum("Dataset", list_datasets())
 
 
 class Crop(str, Enum):
@@ -253,10 +250,11 @@ def eval_command(
     _show(report, json_out, csv_out)
 
 
-def _load(model, weights, precision, fuse, input_size, device):  # -> Predictor
-    """The model on ``device`` (each rank's under torchrun), fusing unless --no-fuse."""
+def _load(model, weights, precision, fuse, input_size, device, max_depth):  # -> Predictor
+    """The model on ``device`` (each rank's under torchrun), fusing unless --no-fuse, its
+    predictions clipped at the protocol's ``max_depth`` where that is past the model's."""
     predictor, _ = build_predictor(
-        model, weights, device, precision, 10.0 if fuse else None, input_size
+        model, weights, device, precision, 10.0 if fuse else None, input_size, max_depth
     )
     return predictor
 

@@ -35,7 +35,7 @@ def models(
         weights = r["weights_file"] or "none shipped (use --weights)"
         if r["weights_file"] and not r["weights_present"]:
             weights += " (missing)"
-        trained_on = r["training_data"].split(":")[0]  # the full text is in --json
+        trained_on = r["training_data"].split(";")[0].split(":")[0]  # in full in --json
         table.add_row(r["name"], params, "x".join(map(str, r["input_size"])), weights, trained_on)
     with stdout_guard():  # a full disk or a closed pipe: one line, not a traceback
         wide_console().print(table)

@@ -7,7 +7,7 @@ import dataclasses
 import json
 import os
 import shlex
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
@@ -19,6 +19,7 @@ from dpde_cli.cli.common import (
     GlobalOptions,
     ModelOption,
     QuietOption,
+    choice_enum,
     err_console,
     fail,
     global_options,
@@ -26,6 +27,7 @@ from dpde_cli.cli.common import (
     make_progress,
     show_progress,
 )
+from dpde_cli.dataset_catalog import list_datasets
 from dpde_cli.errors import UsageError
 from dpde_cli.training.config import (
     APPEARANCES,
@@ -33,22 +35,15 @@ from dpde_cli.training.config import (
     RESUME_OVERRIDES,
     SCHEDULES,
     STAGE_CHOICES,
-    TRAIN_DATASETS,
     TrainConfig,
     defaults,
 )
 
-
-def _choices(name: str, values: Iterable[str]) -> Any:
-    """A str Enum of the library's closed choices, for typer."""
-    return Enum(name, [(value, value) for value in values], type=str)
-
-
-Stage = _choices("Stage", STAGE_CHOICES)
-Dataset = _choices("Dataset", TRAIN_DATASETS)
-Schedule = _choices("Schedule", SCHEDULES)
-Appearance = _choices("Appearance", APPEARANCES)
-Optimizer = _choices("Optimizer", OPTIMIZERS)
+Stage = choice_enum("Stage", STAGE_CHOICES)
+Dataset = choice_enum("Dataset", list_datasets(trainable=True))
+Schedule = choice_enum("Schedule", SCHEDULES)
+Appearance = choice_enum("Appearance", APPEARANCES)
+Optimizer = choice_enum("Optimizer", OPTIMIZERS)
 DEFAULT = defaults()
 """TrainConfig's defaults: the options' own."""
 

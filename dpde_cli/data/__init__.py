@@ -4,7 +4,8 @@ Sample keys: ``image`` (3, H, W) float32 in [0, 1], ``depth`` (1, H, W) float32 
 (0 = invalid), ``valid`` (1, H, W) bool, ``intrinsics`` (4,) float32 [fx, fy, cx, cy] for
 that image size, ``name`` str. See ``dpde_cli.data._common``.
 
-The CLI builds datasets by name:
+The CLI builds datasets by name, from the catalogue (``dpde_cli.dataset_catalog``, which
+says how to add one):
 
     >>> from dpde_cli.data import build_dataset
     >>> ds = build_dataset("nyuv2", "~/data/nyu", split="test")
@@ -18,59 +19,25 @@ import importlib.util
 import inspect
 import os
 import signal
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 from torch.utils.data import ConcatDataset, Dataset
 
+from dpde_cli.dataset_catalog import dataset_spec
+from dpde_cli.dataset_catalog import list_datasets as list_datasets  # re-exported
 from dpde_cli.errors import DpdeError, UsageError
 
 SYNTHETIC_SEEDS = {"train": 0, "test": 1_000_000}
 """First scene seed of each synthetic split: ``dpde train`` renders seeds 0, 1, ... and
 ``dpde eval`` scores seeds from 1,000,000 on, scenes no training run of fewer than a million
-scenes has seen (the shipped dpde-lite weights saw seeds in 100000-149999, as their
-registry entry lists)."""
+scenes has seen (the shipped dpde-lite weights saw seeds in 100000-177999, as their
+model card lists)."""
 SYNTHETIC_TEST_LENGTH = 100
 """Scenes in the synthetic test split."""
-DEFAULT_SPLITS = {
-    "nyuv2": "test",
-    "make3d": "test",
-    "middlebury": "test",
-    "folder": "all",
-    "synthetic": "test",
-}
-"""The split each dataset is evaluated on unless told otherwise (a folder is one set)."""
 
 
-def _nyuv2(data_dir: str | Path, split: str = "test", **options: object) -> Dataset:
-    """NYU Depth v2 labelled set, official split (see dpde_cli.data.nyuv2.NYUv2)."""
-    from dpde_cli.data.nyuv2 import NYUv2
-
-    return NYUv2(data_dir, split, **options)
-
-
-def _make3d(data_dir: str | Path, split: str = "test", **options: object) -> Dataset:
-    """Make3D Test134 / Train400 (see dpde_cli.data.make3d.Make3D)."""
-    from dpde_cli.data.make3d import Make3D
-
-    return Make3D(data_dir, split, **options)
-
-
-def _middlebury(data_dir: str | Path, split: str = "test", **options: object) -> Dataset:
-    """Middlebury colour + disparity (see dpde_cli.data.middlebury.Middlebury)."""
-    from dpde_cli.data.middlebury import Middlebury
-
-    return Middlebury(data_dir, split, **options)
-
-
-def _folder(data_dir: str | Path, split: str = "all", **options: object) -> Dataset:
-    """DIR/rgb + DIR/depth folder (see dpde_cli.data.folder.FolderDataset)."""
-    from dpde_cli.data.folder import FolderDataset
-
-    return FolderDataset(data_dir, split, **options)
-
-
-def _synthetic(
+def synthetic_scenes(
     data_dir: str | Path | None = None,
     split: str = "test",
     length: int = SYNTHETIC_TEST_LENGTH,
@@ -88,7 +55,7 @@ def _synthetic(
 
     if data_dir is not None:
         raise UsageError("synthetic scenes are rendered, not read from a folder: drop --data-dir")
-    check_split(split, tuple(SYNTHETIC_SEEDS), "synthetic")
+    check_split(split, dataset_spec("synthetic").splits, "synthetic")
     try:
         from dpde_cli.data.synthetic import SceneConfig, SyntheticScenes
     except ImportError as exc:
@@ -101,39 +68,14 @@ def _synthetic(
     return scenes
 
 
-_BUILDERS: dict[str, Callable[..., Dataset]] = {
-    "nyuv2": _nyuv2,
-    "make3d": _make3d,
-    "middlebury": _middlebury,
-    "folder": _folder,
-    "synthetic": _synthetic,
-}
-DATASETS = _BUILDERS
-"""Dataset name -> builder(data_dir, split, **options)."""
-
-_TARGETS = {
-    "nyuv2": ("dpde_cli.data.nyuv2", "NYUv2"),
-    "make3d": ("dpde_cli.data.make3d", "Make3D"),
-    "middlebury": ("dpde_cli.data.middlebury", "Middlebury"),
-    "folder": ("dpde_cli.data.folder", "FolderDataset"),
-}
-
-
-def list_datasets() -> list[str]:
-    """The dataset names build_dataset accepts, sorted."""
-    return sorted(DATASETS)
-
-
 def _check_options(name: str, options: dict[str, object]) -> None:
-    """Raise UsageError for an option the dataset's constructor does not take, or a value
-    of another type than the option's default (a string for a number, say)."""
-    if name in _TARGETS:
-        module, attr = _TARGETS[name]
-        target = getattr(importlib.import_module(module), attr)
-    else:
-        target = DATASETS[name]
+    """Raise UsageError for an option the dataset does not take (its catalogue entry lists
+    them), or a value of another type than the option's default in its builder (a string
+    for a number, say)."""
+    spec = dataset_spec(name)
+    target = spec.load_builder()
     params = list(inspect.signature(target).parameters.values())[2:]  # after root, split
-    defaults = {p.name: p.default for p in params if p.kind is not inspect.Parameter.VAR_KEYWORD}
+    defaults = {p.name: p.default for p in params if p.name in spec.options}
     if name == "synthetic" and importlib.util.find_spec("dpde_cli.data.synthetic"):
         from dpde_cli.data.synthetic import SceneConfig
 
@@ -171,10 +113,10 @@ def build_dataset(
     """Build a dataset by name.
 
     Args:
-        name: one of ``list_datasets()``: nyuv2, make3d, middlebury, folder, synthetic.
+        name: one of ``list_datasets()`` (the catalogue, ``dpde_cli.dataset_catalog``).
         data_dir: the dataset's root folder (None for synthetic, which refuses one).
         split: "test", "train", ... as the dataset allows ("all", the only one, for
-            folder); None: ``DEFAULT_SPLITS[name]``.
+            folder); None: the dataset's ``eval_split``.
         **options: dataset-specific options (e.g. ``gt="raw"`` for nyuv2, ``size=(H, W)``,
             ``depth_scale=256`` for folder).
 
@@ -185,12 +127,11 @@ def build_dataset(
         UsageError: unknown name or option, or no data_dir where one is needed.
         InputError: missing or malformed files.
     """
-    if name not in DATASETS:
-        raise UsageError(f"unknown dataset {name!r}; known: {', '.join(list_datasets())}")
-    if name != "synthetic" and data_dir is None:
+    spec = dataset_spec(name)
+    if spec.needs_data_dir and data_dir is None:
         raise UsageError(f"dataset {name} needs a data folder (--data-dir)")
     _check_options(name, options)
-    return DATASETS[name](data_dir, split or DEFAULT_SPLITS[name], **options)
+    return spec.load_builder()(data_dir, split or spec.eval_split, **options)
 
 
 class _Prefixed(Dataset):

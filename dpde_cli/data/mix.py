@@ -305,7 +305,6 @@ def build_mix(
     appearance: str = "standard",
     zoom_range: tuple[float, float] = (1.0, 1.5),
     canonical_focal: float | None = None,
-    train_splits: dict[str, str] | None = None,
 ) -> Mix:
     """The training and validation views of a mix.
 
@@ -317,16 +316,15 @@ def build_mix(
         InputError: a source whose files cannot be read.
     """
     from dpde_cli.data.transforms import EvalTransform, TrainTransform
-    from dpde_cli.training.config import TRAIN_SPLITS
+    from dpde_cli.dataset_catalog import training_split
     from dpde_cli.training.data import holdout_split
 
     if not sources:
         raise UsageError("a training mix needs at least one source")
-    splits = TRAIN_SPLITS if train_splits is None else train_splits
     evaluate = EvalTransform(input_size, canonical_focal=canonical_focal)
     train_parts, val_parts, counts = [], [], {}
     for source in sources:
-        dataset = build_source(source, splits.get(source.dataset, "train"), input_size)
+        dataset = build_source(source, training_split(source.dataset), input_size)
         train_idx, val_idx = holdout_split(len(dataset), val_fraction)
         if augment:
             transform = TrainTransform(

@@ -1,6 +1,6 @@
 """Evaluation protocols: every choice that changes a reported number (crop, depth range,
-alignment, averaging, upsampling, clamping), each dataset's default, and
-:func:`prepare_eval`, which applies one to a batch."""
+alignment, averaging, upsampling, clamping), each dataset's default (from the dataset
+catalogue), and :func:`prepare_eval`, which applies one to a batch."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
+from dpde_cli.dataset_catalog import dataset_spec
 from dpde_cli.errors import UsageError
 from dpde_cli.metrics.alignment import align_lstsq, align_median
 
@@ -111,29 +112,17 @@ class EvalProtocol:
         return mask
 
 
-_DEFAULT_PROTOCOLS: dict[str, EvalProtocol] = {
-    # The common NYUv2 protocol (Eigen crop, 1e-3 < gt < 10 m, per-image mean).
-    "nyuv2": EvalProtocol(crop="eigen", min_depth=1e-3, max_depth=10.0),
-    # Make3D C1 error: only ground truth below 70 m counts (Liu et al., Laina et al.).
-    "make3d": EvalProtocol(crop="none", min_depth=1e-3, max_depth=70.0),
-    # Middlebury depth is 1 / (disparity + dmin): relative, so the scale is fitted.
-    "middlebury": EvalProtocol(crop="none", min_depth=0.0, max_depth=math.inf, alignment="median"),
-    # Indoor RGB-D folders (mm PNGs); KITTI-like data should override max_depth (80 m).
-    "folder": EvalProtocol(crop="none", min_depth=1e-3, max_depth=10.0),
-    "synthetic": EvalProtocol(crop="none", min_depth=1e-3, max_depth=10.0),
-}
-
-
 def default_protocol(dataset_name: str, **overrides: object) -> EvalProtocol:
     """The default evaluation protocol of a dataset, with optional field overrides.
 
-    Defaults: nyuv2 = Eigen crop, 1e-3 < gt < 10 m; make3d = no crop, gt < 70 m (C1);
-    middlebury = no crop, any positive gt, median alignment; folder and synthetic = no
-    crop, 1e-3 < gt < 10 m. All: per-image averaging, no flip TTA, bilinear upsampling,
-    predictions clamped to the depth range.
+    Each dataset's is in its catalogue entry (``dpde_cli.dataset_catalog``): nyuv2 = Eigen
+    crop, 1e-3 < gt < 10 m; make3d = no crop, gt < 70 m (C1); middlebury = no crop, any
+    positive gt, median alignment; folder and synthetic = no crop, 1e-3 < gt < 10 m. All:
+    per-image averaging, no flip TTA, bilinear upsampling, predictions clamped to the depth
+    range.
 
     Args:
-        dataset_name: a name from ``dpde_cli.data.DATASETS``.
+        dataset_name: a name from ``dpde_cli.dataset_catalog.list_datasets()``.
         **overrides: EvalProtocol fields to change (e.g. ``max_depth=80.0``).
 
     Returns:
@@ -142,13 +131,7 @@ def default_protocol(dataset_name: str, **overrides: object) -> EvalProtocol:
     Raises:
         UsageError: unknown dataset name or bad override.
     """
-    try:
-        protocol = _DEFAULT_PROTOCOLS[dataset_name]
-    except KeyError:
-        raise UsageError(
-            f"no evaluation protocol for dataset {dataset_name!r}; known: "
-            f"{', '.join(sorted(_DEFAULT_PROTOCOLS))}"
-        ) from None
+    protocol = EvalProtocol(**dataset_spec(dataset_name).protocol)
     try:
         return replace(protocol, **overrides)  # type: ignore[arg-type]
     except TypeError as exc:

@@ -1,7 +1,9 @@
 """What a training run depends on: ``TrainConfig`` and its closed choices (no torch here).
 
 The CLI (``dpde_cli/cli/train.py``) derives its option enums, defaults and the options
-``--resume`` may change from this module, so every choice is spelt here once.
+``--resume`` may change from this module, so every choice is spelt here once; the datasets
+and what training uses of each (split, input size) are the dataset catalogue's
+(``dpde_cli.dataset_catalog``).
 
 Example:
     >>> config = TrainConfig(dataset="synthetic", synthetic_size=200, epochs=2, out="runs/x")
@@ -29,17 +31,9 @@ OPTIMIZERS = ("sgd", "adamw")
 """Optimisers: the paper's SGD with momentum, or AdamW."""
 APPEARANCES = ("standard", "strong")
 """Photometric augmentation levels of ``dpde_cli.data.transforms.TrainTransform``."""
-TRAIN_DATASETS = ("nyuv2", "make3d", "folder", "synthetic")
-"""Datasets the CLI offers for training (Middlebury is for evaluation; the library also
-trains on it, see ``TRAIN_SPLITS``)."""
 KINECT_FX, KINECT_WIDTH = 518.8579, 640
 """The NYUv2 Kinect colour camera's focal length and image width, pixels (the canonical
 camera of ``canonical_camera``; ``dpde_cli.geometry.NYU_KINECT`` has all its values)."""
-TRAIN_SPLITS = {"nyuv2": "train", "make3d": "train", "folder": "all", "middlebury": "train"}
-"""The split each dataset trains on (synthetic renders its own scenes)."""
-DATASET_INPUT_SIZES = {"make3d": (448, 352)}
-"""Default (H, W) input size per dataset, where the model's own would distort the images
-(Make3D's portrait 460 x 345 of the paper, rounded to multiples of 32)."""
 RESUME_OVERRIDES = ("epochs", "max_steps", "workers", "device", "checkpoint_every", "log_every")
 """TrainConfig fields ``resume`` may change (the rest of a run's config stays as saved)."""
 
@@ -56,7 +50,7 @@ class TrainConfig:
     """Everything a training run depends on; saved as ``config.json`` in the run folder.
 
     Attributes:
-        dataset: nyuv2 | make3d | folder | synthetic (see ``dpde_cli.data``).
+        dataset: a dataset with a train split (``dataset_catalog.list_datasets(trainable=True)``).
         data_dir: the dataset's folder, or a list of folders trained on as one set (as
             ``dpde eval`` scores several); None for synthetic.
         dataset_options: extra keyword options of the dataset (e.g. ``{"gt": "raw"}``).
@@ -77,8 +71,8 @@ class TrainConfig:
             loss).
         encoder_lr_scale: the encoder's learning rate as a multiple of ``lr`` in stage 1
             (1: the paper's; 0 freezes the encoder, batch-norm statistics included).
-        input_size: (H, W) training size, multiples of 8; None: the dataset default, else
-            the model's (240 x 320 for NYUv2).
+        input_size: (H, W) training size, multiples of 8; None: the dataset's (its
+            catalogue entry's ``input_size``), else the model's (240 x 320 for NYUv2).
         augment: random scale, rotation, crop, flip and colour jitter.
         appearance: photometric augmentation, "standard" (the colour jitter) or "strong"
             (wide jitter, colour cast, greyscale, blur, noise, JPEG: for rendered data).

@@ -25,9 +25,10 @@ import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 
 from dpde_cli.data import load_sample, worker_init
+from dpde_cli.dataset_catalog import dataset_spec, training_split
 from dpde_cli.distributed import DistInfo
 from dpde_cli.errors import UsageError
-from dpde_cli.training.config import DATASET_INPUT_SIZES, TRAIN_SPLITS, TrainConfig
+from dpde_cli.training.config import TrainConfig
 
 _HOLDOUT_SEED = 20210893  # fixed: the held-out images do not change with --seed
 
@@ -41,10 +42,11 @@ def seed_of(*parts: int) -> int:
 
 
 def resolve_input_size(config: TrainConfig, spec_size: tuple[int, int]) -> tuple[int, int]:
-    """The training (H, W): the config's, else the dataset default, else the model's."""
+    """The training (H, W): the config's, else the dataset's (its catalogue entry's), else
+    the model's."""
     if config.input_size is not None:
         return (int(config.input_size[0]), int(config.input_size[1]))
-    return DATASET_INPUT_SIZES.get(config.dataset, tuple(spec_size))
+    return dataset_spec(config.dataset).input_size or tuple(spec_size)
 
 
 def training_sets(
@@ -77,7 +79,7 @@ def training_sets(
         count = max(1, round(options["length"] * (config.val_fraction or 0.05)))
         val_options = {**options, "length": count, "seed": options["seed"] + options["length"]}
         return train_set, build_dataset("synthetic", None, config.val_split, **val_options)
-    split = TRAIN_SPLITS.get(config.dataset, "train")
+    split = training_split(config.dataset)
     _check_val_split(config, split)
     train_set = build_datasets(config.dataset, config.data_dirs(), split, options)
     val_set = None

@@ -99,9 +99,9 @@ def training_model(config: TrainConfig, runtime: Runtime) -> nn.Module:
         model = create_model(config.model, weights=None, pretrained=config.pretrained)
     cuda = runtime.device.type == "cuda"
     if config.sync_bn and runtime.info.enabled and cuda:
-        spec = model.spec
+        spec, run = model.spec, model.run_facts
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-        model.spec = spec
+        model.spec, model.run_facts = spec, run
     model.to(runtime.device)
     if cuda:
         torch.backends.cudnn.benchmark = True

@@ -8,7 +8,7 @@
     checkpoints/last.pt          the TrainState a resume continues from (``checkpoint.py``)
     weights/<model>-<sha8>.pt    best and last weights: {"model": state dict, "run": the
                                  run's model, input_size, dataset, val_depth_max}, so that
-                                 a copy anywhere runs as trained (``registry.run_spec``)
+                                 a copy anywhere runs as trained (``registry.inference_facts``)
     weights.json                 the WeightsIndex: {"model", "input_size", "dtype", "best",
                                  "last", "stages"} with file, sha256, stage, epoch, step,
                                  metric, value of each; "val_depth_max": the farthest

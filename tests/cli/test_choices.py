@@ -2,7 +2,9 @@
 
 The enums written out in dpde_cli/cli (so that `dpde --help` does not import torch) are kept
 from drifting apart from the library's own lists by these tests; train's are derived from
-``dpde_cli.training.config``, which imports no torch.
+``dpde_cli.training.config`` and the datasets of both commands from the dataset catalogue,
+which import no torch (tests/test_dataset_catalog.py checks that a dataset registered there
+is offered).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from dpde_cli import metrics, pointcloud
 from dpde_cli.cli import eval as eval_cli
 from dpde_cli.cli import pointcloud as pointcloud_cli
 from dpde_cli.cli import train as train_cli
-from dpde_cli.data import DATASETS, nyuv2
+from dpde_cli.data import nyuv2
 from dpde_cli.training import config as train
 
 
@@ -30,7 +32,6 @@ def _values(enum: type[Enum]) -> set[str]:
         (train_cli.Schedule, train.SCHEDULES),
         (train_cli.Optimizer, train.OPTIMIZERS),
         (train_cli.Appearance, train.APPEARANCES),
-        (eval_cli.Dataset, tuple(DATASETS)),
         (eval_cli.Crop, metrics._CHOICES["crop"]),
         (eval_cli.Averaging, metrics._CHOICES["averaging"]),
         (eval_cli.Alignment, metrics._CHOICES["alignment"]),
@@ -42,9 +43,3 @@ def _values(enum: type[Enum]) -> set[str]:
 )
 def test_cli_enum_matches_the_library(enum: type[Enum], accepted: tuple[str, ...]) -> None:
     assert _values(enum) == set(accepted)
-
-
-def test_every_trainable_dataset_is_one_the_library_builds() -> None:
-    # Middlebury is offered for evaluation only.
-    assert _values(train_cli.Dataset) <= set(DATASETS)
-    assert _values(train_cli.Dataset) - {"synthetic"} <= set(train.TRAIN_SPLITS)

@@ -348,7 +348,7 @@ def test_the_model_s_clamp_widens_to_the_protocol_s_range(
     seen = {}
 
     def capture(predictor, *args, **kwargs):
-        seen["range"] = predictor.spec.depth_range
+        seen["range"] = predictor.inference.depth_range
         raise RuntimeError("captured")
 
     monkeypatch.setattr(dpde_cli.evaluate, "evaluate_share", capture)

@@ -355,7 +355,10 @@ def test_tables_keep_a_terminals_own_width(monkeypatch: pytest.MonkeyPatch) -> N
 
 def test_models_pattern_matches_parts_of_names_and_nothing_is_an_error() -> None:
     lite = runner.invoke(app, ["models", "lite", "--json"])
-    assert [json.loads(line)["name"] for line in lite.stdout.splitlines()] == ["dpde-lite"]
+    assert [json.loads(line)["name"] for line in lite.stdout.splitlines()] == [
+        "dpde-lite",
+        "dpde-lite-renders",
+    ]
     none = runner.invoke(app, ["models", "xyz"])
     assert none.exit_code == 2 and "no model matches" in none.stderr and "dpde-lite" in none.stderr
 

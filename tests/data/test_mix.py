@@ -165,7 +165,7 @@ def test_cover_size_keeps_the_aspect_ratio():
 
 
 def test_training_on_a_mix_runs_and_records_the_camera(tmp_path):
-    from dpde_cli.registry import create_model
+    from dpde_cli.registry import create_model, resolve_inference
     from dpde_cli.training import TrainConfig, train
 
     a = _write_folder(tmp_path / "a", 6, focal=50.0)
@@ -190,7 +190,8 @@ def test_training_on_a_mix_runs_and_records_the_camera(tmp_path):
     index = json.loads((tmp_path / "run" / "weights.json").read_text())
     assert index["canonical_focal"] == pytest.approx(518.8579 * 64 / 640)
     model = create_model("dpde-tiny", weights=tmp_path / "run" / index["last"]["file"])
-    assert model.spec.canonical_focal == pytest.approx(518.8579 * 64 / 640)
+    focal = resolve_inference(model).canonical_focal
+    assert focal == pytest.approx(518.8579 * 64 / 640)
     assert result.epochs and result.epochs[-1]["step"] == 2  # 8 draws / batch 4
 
 

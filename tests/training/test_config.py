@@ -41,8 +41,12 @@ def test_config_round_trips_through_json_and_is_validated() -> None:
 
 
 def test_the_cli_s_modules_and_the_registry_import_no_torch() -> None:
-    # `dpde --help` and the registry read the config and the run folder without torch
-    modules = "dpde_cli.training.config, dpde_cli.training.run_folder, dpde_cli.registry"
+    # `dpde --help` and the registry read the config, the run folder and the dataset
+    # catalogue without torch
+    modules = (
+        "dpde_cli.training.config, dpde_cli.training.run_folder, dpde_cli.registry, "
+        "dpde_cli.dataset_catalog"
+    )
     code = f"import sys, {modules}, dpde_cli.cli.app; print('torch' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
