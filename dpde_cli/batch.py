@@ -28,6 +28,7 @@ from dpde_cli.errors import DpdeError, OutputError, UsageError
 if TYPE_CHECKING:
     import numpy as np
 
+    from dpde_cli.distributed import Share
     from dpde_cli.inputs import InputItem
 
 T = TypeVar("T")
@@ -118,6 +119,13 @@ def output_path(item: InputItem, output: Path | None, suffix: str, single: bool 
     if single and output is not None:
         return output
     return (output or DEFAULT_OUTPUT) / item.relative.with_suffix(suffix)
+
+
+def share_of(jobs: Sequence[Job], share: Share) -> list[Job]:
+    """A process's share of a batch (``distributed.Share``), ranked by input path, so that
+    shares are disjoint whatever order the inputs came in; outputs keep the names the whole
+    batch gave them."""
+    return share.take(jobs, key=lambda job: str(job.item.path))
 
 
 def beside(path: Path, tag: str, suffix: str | None = None) -> Path:

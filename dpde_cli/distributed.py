@@ -1,17 +1,28 @@
-"""Multi-process training under torchrun: the process group, this rank's device, collectives.
+"""Many processes: training and inference under torchrun, and shares of a batch's inputs.
 
-Every helper is a no-op on a single process, so the trainer calls them unconditionally.
+The process group, this rank's device and the collectives serve training (DDP) and
+inference alike; every helper is a no-op on a single process, so callers use them
+unconditionally. A ``Share`` is one process's part of a sorted list of inputs: ``--shard
+K/N`` (job arrays, no torch.distributed), torchrun's rank, or both (``inference_run``).
+
+Example:
+    >>> run = inference_run("2/4", "auto")   # under torchrun too
+    >>> mine = run.share.take(items, key=str)
 """
 
 from __future__ import annotations
 
 import os
+import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 
 from dpde_cli.errors import UsageError
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -114,3 +125,118 @@ def barrier(info: DistInfo) -> None:
         import torch.distributed as dist
 
         dist.barrier()
+
+
+# ------------------------------------------------------------------------------ shares
+
+
+@dataclass(frozen=True)
+class Share:
+    """One process's part of a sorted list of inputs: every ``step``-th from ``offset``.
+
+    Round-robin over the sorted list, so the shares of ``step`` processes are disjoint,
+    cover the list, differ in size by at most one, and are the same in every run.
+
+    Attributes:
+        offset: the first position taken (0-based), ``0 <= offset < step``.
+        step: how many shares there are.
+    """
+
+    offset: int = 0
+    step: int = 1
+
+    @property
+    def whole(self) -> bool:
+        """Whether this share is every input."""
+        return self.step == 1
+
+    @property
+    def label(self) -> str:
+        """``K/N``, 1-based, as ``--shard`` takes it."""
+        return f"{self.offset + 1}/{self.step}"
+
+    def indices(self, count: int) -> range:
+        """This share's positions in a sorted list of ``count`` inputs."""
+        return range(self.offset, count, self.step)
+
+    def take(self, items: Sequence[T], key: Callable[[T], Any] = str) -> list[T]:
+        """This share of ``items`` (ranked by ``key``, ties by position), in their order.
+
+        Example:
+            >>> Share(1, 2).take(["d", "a", "c", "b"])
+            ['d', 'b']
+        """
+        ranked = sorted(range(len(items)), key=lambda i: key(items[i]))
+        mine = {ranked[p] for p in self.indices(len(items))}
+        return [item for i, item in enumerate(items) if i in mine]
+
+    def within(self, rank: int, world_size: int) -> Share:
+        """Rank ``rank`` of ``world_size``'s part of this share (round-robin again)."""
+        return Share(self.offset + self.step * rank, self.step * world_size)
+
+
+def parse_shard(text: str) -> Share:
+    """``K/N`` (1-based, ``1 <= K <= N``) -> its Share.
+
+    Raises:
+        UsageError: anything else, in one line naming --shard.
+    """
+    match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text)
+    if match is None or not 1 <= int(match[1]) <= int(match[2]):
+        raise UsageError(f"--shard {text!r}: expected K/N with 1 <= K <= N, e.g. --shard 2/8")
+    return Share(int(match[1]) - 1, int(match[2]))
+
+
+@dataclass(frozen=True)
+class InferenceRun:
+    """One process's part of an inference run (``inference_run``).
+
+    Attributes:
+        share: the inputs it takes (``--shard`` composed with its torchrun rank).
+        info: its rank (rank 0 of 1 without torchrun).
+        device: its device name (``cuda:LOCAL_RANK`` or cpu under torchrun, else as given).
+        sharded: whether ``--shard`` was given.
+    """
+
+    share: Share
+    info: DistInfo
+    device: str
+    sharded: bool = False
+
+    @property
+    def is_main(self) -> bool:
+        """Whether this process prints the run's summary."""
+        return self.info.is_main
+
+    def quiet(self, quiet: bool) -> bool:
+        """Whether to hide progress: ``quiet``, or on every rank but 0."""
+        return quiet or not self.is_main
+
+    def gather(self, obj: T) -> list[T]:
+        """Every rank's ``obj``, in rank order (``[obj]`` on one process)."""
+        return gather_objects(obj, self.info)
+
+
+def inference_run(shard: str | None, device: str) -> InferenceRun:
+    """This process's share and device, under torchrun or not.
+
+    Under torchrun (WORLD_SIZE > 1) it joins the process group (``setup_distributed``:
+    ``cuda:LOCAL_RANK``, or the CPU with gloo; left at the process's exit) and takes share
+    RANK+1 of WORLD_SIZE of the ``--shard`` share; otherwise the ``--shard`` share alone
+    (every input without it).
+
+    Raises:
+        UsageError: a bad ``shard`` or a device that cannot run distributed.
+    """
+    share = parse_shard(shard) if shard is not None else Share()
+    if env_world_size() <= 1:
+        return InferenceRun(share, DistInfo(), device, shard is not None)
+    info, torch_device, created = setup_distributed(device)
+    if created:
+        import atexit
+
+        import torch.distributed as dist
+
+        atexit.register(dist.destroy_process_group)
+    within = share.within(info.rank, info.world_size)
+    return InferenceRun(within, info, str(torch_device), shard is not None)

@@ -8,6 +8,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
     import torch
     from torch.utils.data import Dataset
 
+    from dpde_cli.distributed import Share
     from dpde_cli.metrics import EvalProtocol
     from dpde_cli.predict import Predictor
 
@@ -50,7 +52,7 @@ class SparseSamples:
     """Completion from ground-truth samples: the sparse-to-dense protocol of Ma & Karaman
     (2018), so that any dataset measures ``completion.complete_depth``.
 
-    Image ``i`` of the run (from 0, in dataset order) gets ``count`` pixels drawn
+    Image ``i`` of the dataset (its index, whichever share runs it) gets ``count`` pixels drawn
     uniformly from those the protocol scores (``EvalProtocol.eval_mask``) with seed
     ``seed + i`` (``sparse.sample_sparse``), put on the prediction's grid where the
     ground truth's differs; the model's depth is completed from them with ``align``.
@@ -86,9 +88,12 @@ class SparseSamples:
             f"{self.seed} + image index; {self.align} alignment)"
         )
 
-    def complete(self, out: Any, gt: torch.Tensor, mask: torch.Tensor, first: int) -> torch.Tensor:
+    def complete(
+        self, out: Any, gt: torch.Tensor, mask: torch.Tensor, indices: Sequence[int]
+    ) -> torch.Tensor:
         """(B, 1, h, w) depth of a BatchPrediction ``out`` completed from samples of the
-        (B, 1, H, W) ground truth ``gt`` at ``mask``; images ``first``, ``first + 1``..."""
+        (B, 1, H, W) ground truth ``gt`` at ``mask``; ``indices``: the images' dataset
+        indices (their seeds' offsets)."""
         import numpy as np
         import torch
 
@@ -100,7 +105,7 @@ class SparseSamples:
         truth, scored = gt.cpu().numpy()[:, 0], mask.cpu().numpy()[:, 0]
         completed = []
         for i, network in enumerate(depth):
-            samples = sample_sparse(truth[i], scored[i], self.count, seed=self.seed + first + i)
+            samples = sample_sparse(truth[i], scored[i], self.count, seed=self.seed + indices[i])
             if samples.shape != network.shape:
                 rows, cols, z, _ = sparse_points(samples)
                 samples = rasterize_points(rows, cols, z, samples.shape, network.shape)
@@ -174,6 +179,52 @@ class EvalResult:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass
+class EvalPartial:
+    """What one process measured of an evaluation (or several, added up by ``combine``):
+    the sums ``result_of`` turns into the table.
+
+    Attributes:
+        rows: row label -> ``MetricAccumulator.state()``, in the table's order.
+        averaging: the protocol's averaging ("image" or "pixel").
+        extra: the extra metrics asked for.
+        order: image name -> its place in the dataset (merged images keep that order).
+        done: images read and predicted.
+        failed: one line per sample that could not be read.
+        model_seconds: the model's wall time over ``done``.
+        covered: images the whole run covers (all shares, ``limit`` applied).
+        dataset_length: images in the dataset.
+        truth: the dataset's ground-truth note (``data.ground_truth``), or None.
+        described: the protocol's one-line description.
+    """
+
+    rows: dict[str, dict[str, Any]]
+    averaging: str
+    extra: tuple[str, ...]
+    order: dict[str, int]
+    done: int
+    failed: list[str]
+    model_seconds: float
+    covered: int
+    dataset_length: int
+    truth: str | None
+    described: str
+
+    @property
+    def ground_truth(self) -> str | None:
+        """What the ground truth is, and how many of the dataset's images the run covers
+        when not all; None where the dataset does not say."""
+        if self.truth and self.covered < self.dataset_length:
+            return f"{self.truth}, the first {self.covered} of {self.dataset_length} images"
+        return self.truth
+
+    @property
+    def protocol(self) -> str:
+        """The protocol's line, starting with the ground truth where the dataset names it."""
+        truth = self.ground_truth
+        return f"ground truth {truth}; {self.described}" if truth else self.described
+
+
 def evaluate(
     predictor: Predictor,
     dataset: Dataset,
@@ -217,7 +268,44 @@ def evaluate(
         UsageError: a protocol the data cannot support (``check_protocol``).
         DataError: no sample could be read (the first one's message).
     """
-    from dpde_cli.data import DataError, ground_truth, loader_interrupts, metric_depth
+    return result_of(
+        evaluate_share(
+            predictor,
+            dataset,
+            protocol,
+            batch_size=batch_size,
+            workers=workers,
+            limit=limit,
+            extra_metrics=extra_metrics,
+            ablation=ablation,
+            baselines=baselines,
+            save_predictions=save_predictions,
+            on_progress=on_progress,
+            sparse=sparse,
+        )
+    )
+
+
+def evaluate_share(
+    predictor: Predictor,
+    dataset: Dataset,
+    protocol: EvalProtocol,
+    batch_size: int = 4,
+    workers: int = 0,
+    limit: int | None = None,
+    extra_metrics: Sequence[str] = (),
+    ablation: bool = False,
+    baselines: Sequence[Baseline] = (),
+    save_predictions: Path | None = None,
+    on_progress: Callable[[int], None] | None = None,
+    share: Share | None = None,
+    sparse: SparseSamples | None = None,
+) -> EvalPartial:
+    """``evaluate`` on one share of the images (``distributed.Share`` of the first
+    ``limit``), returning its sums, for ``combine`` with the other shares' and
+    ``result_of``; the arguments are ``evaluate``'s."""
+    from dpde_cli.data import ground_truth, loader_interrupts, metric_depth
+    from dpde_cli.distributed import Share
 
     check_protocol(dataset, protocol)
     fused_on = predictor.fusion is not None
@@ -228,11 +316,14 @@ def evaluate(
         rows.append(UNFUSED)
     rows += [b.name for b in baselines]
     accumulators = {row: MetricAccumulator(protocol.averaging, extra=extra_metrics) for row in rows}
+    covered = min(limit or len(dataset), len(dataset))
+    indices = (share or Share()).indices(covered)
     model_seconds = 0.0
     done = 0  # read and predicted
     failed: list[str] = []
+    order: dict[str, int] = {}
     with loader_interrupts():
-        for batch in _batches(dataset, batch_size, workers, limit, failed):
+        for batch in _batches(dataset, batch_size, workers, indices, failed):
             if batch is not None:
                 model_seconds += _evaluate_batch(
                     predictor,
@@ -242,29 +333,76 @@ def evaluate(
                     accumulators,
                     baselines,
                     save_predictions,
-                    sparse=(sparse, done),
+                    sparse,
                 )
                 done += len(batch["name"])
+                order.update(zip(batch["name"], batch["index"], strict=True))
             if on_progress is not None:
                 on_progress(done + len(failed))
-    if failed and not done:
-        raise DataError(f"no image could be read; the first: {failed[0]}")
-    first = accumulators[rows[0]]
-    truth = ground_truth(dataset)
-    if truth and done + len(failed) < len(dataset):
-        truth += f", the first {done + len(failed)} of {len(dataset)} images"
-    described = protocol.describe(units="m" if metric_depth(dataset) else "")
-    if sparse is not None:
-        described += f"; {sparse.describe()}"
+    return EvalPartial(
+        rows={row: acc.state() for row, acc in accumulators.items()},
+        averaging=protocol.averaging,
+        extra=tuple(extra_metrics),
+        order=order,
+        done=done,
+        failed=failed,
+        model_seconds=model_seconds,
+        covered=covered,
+        dataset_length=len(dataset),
+        truth=ground_truth(dataset),
+        described=protocol.describe(units="m" if metric_depth(dataset) else "")
+        + (f"; {sparse.describe()}" if sparse is not None else ""),
+    )
+
+
+def combine(partials: Sequence[EvalPartial]) -> EvalPartial:
+    """The sums of disjoint shares of one evaluation, added up: ``result_of`` of it is the
+    table of one process over all of them (per-image averages exactly, pooled sums to
+    rounding). Every partial must come from the same run's settings (the caller checks)."""
+    first = partials[0]
+    order = {name: index for part in partials for name, index in part.order.items()}
+    rank = order.__getitem__
+    rows = {
+        row: MetricAccumulator.merged(
+            first.averaging, first.extra, [part.rows[row] for part in partials], rank
+        ).state()
+        for row in first.rows
+    }
+    return dataclasses.replace(
+        first,
+        rows=rows,
+        order=order,
+        done=sum(part.done for part in partials),
+        failed=[line for part in partials for line in part.failed],
+        model_seconds=sum(part.model_seconds for part in partials),
+    )
+
+
+def result_of(partial: EvalPartial) -> EvalResult:
+    """The table of an evaluation's sums.
+
+    Raises:
+        DataError: no sample could be read (the first one's message).
+        DpdeError: no image had valid ground truth.
+    """
+    from dpde_cli.data import DataError
+
+    if partial.failed and not partial.done:
+        raise DataError(f"no image could be read; the first: {partial.failed[0]}")
+    accumulators = {
+        row: MetricAccumulator.merged(partial.averaging, partial.extra, [state], lambda _: 0)
+        for row, state in partial.rows.items()
+    }
+    first = next(iter(accumulators.values()))
     return EvalResult(
         variants={row: acc.compute() for row, acc in accumulators.items()},
         records={row: acc.records for row, acc in accumulators.items()},
         n_images=first.n_images,
         skipped=first.skipped,
-        protocol=f"ground truth {truth}; {described}" if truth else described,
-        seconds_per_image=model_seconds / max(done, 1),
-        ground_truth=truth,
-        failed=failed,
+        protocol=partial.protocol,
+        seconds_per_image=partial.model_seconds / max(partial.done, 1),
+        ground_truth=partial.ground_truth,
+        failed=partial.failed,
     )
 
 
@@ -276,11 +414,9 @@ def _evaluate_batch(
     accumulators: dict[str, MetricAccumulator],
     baselines: Sequence[Baseline],
     save_predictions: Path | None,
-    sparse: tuple[SparseSamples | None, int] = (None, 0),
+    sparse: SparseSamples | None = None,
 ) -> float:
-    """Predict one batch and add every row's metrics; returns the model's seconds.
-
-    ``sparse``: (SparseSamples or None, the run's index of the batch's first image)."""
+    """Predict one batch and add every row's metrics; returns the model's seconds."""
     import torch
 
     start = time.perf_counter()
@@ -290,10 +426,9 @@ def _evaluate_batch(
     gt = batch["depth"].to(out.depth.device)
     valid = batch["valid"].to(out.depth.device)
     predictions = {}
-    samples, first = sparse
-    if samples is not None:
+    if sparse is not None:
         mask = protocol.eval_mask(gt, valid)
-        predictions[samples.row] = samples.complete(out, gt, mask, first)
+        predictions[sparse.row] = sparse.complete(out, gt, mask, batch["index"])
     seconds = time.perf_counter() - start
     predictions[FUSED if predictor.fusion is not None else UNFUSED] = out.depth
     if UNFUSED in rows and predictor.fusion is not None:
@@ -323,9 +458,10 @@ def _baseline_depth(
 
 
 def _batches(
-    dataset: Dataset, batch_size: int, workers: int, limit: int | None, failed: list[str]
+    dataset: Dataset, batch_size: int, workers: int, indices: Sequence[int], failed: list[str]
 ) -> Iterator[dict[str, Any] | None]:
-    """Samples grouped into batches of one image size, in dataset order.
+    """The samples at ``indices`` grouped into batches of one image size, in that order;
+    each batch lists its samples' indices under "index".
 
     A sample that cannot be read is appended to ``failed`` as its one-line message, however
     many workers read (``SkipBad``); a loader batch of nothing but such samples yields None,
@@ -338,17 +474,18 @@ def _batches(
     from dpde_cli.batch import group_by_size
     from dpde_cli.data import FAILED, SkipBad, worker_init
 
-    dataset = SkipBad(dataset)
-    if limit is not None:
-        dataset = Subset(dataset, range(min(limit, len(dataset))))
     loader = DataLoader(
-        dataset,
+        Subset(SkipBad(dataset), indices),
         batch_size=batch_size,
         num_workers=workers,
         collate_fn=list,
         worker_init_fn=worker_init if workers else None,
     )
+    position = 0
     for samples in loader:
+        for sample, index in zip(samples, indices[position : position + len(samples)], strict=True):
+            sample["index"] = index
+        position += len(samples)
         failed += [sample[FAILED] for sample in samples if FAILED in sample]
         good = [sample for sample in samples if FAILED not in sample]
         groups = list(group_by_size(good, lambda sample: sample["image"].shape))
@@ -366,6 +503,7 @@ def stack_samples(samples: list[dict[str, Any]], torch: Any) -> dict[str, Any]:
         "valid": torch.stack([s["valid"] for s in samples]),
         "focal": [_focal(s) for s in samples],
         "name": [str(s["name"]) for s in samples],
+        "index": [s.get("index", -1) for s in samples],
     }
 
 

@@ -78,7 +78,11 @@ def expand_inputs(
         if key in items:
             continue
         root = base if base is not None else common
-        relative = Path(os.path.relpath(path.resolve(), root.resolve())) if root else path
+        # by the names as given, not resolved: a link in a folder of photos names its
+        # output after itself, never after its target's place (../../ out of -o)
+        relative = (
+            Path(os.path.relpath(os.path.abspath(path), os.path.abspath(root))) if root else path
+        )
         items[key] = InputItem(path, relative.with_suffix(""))
     return _disambiguate(list(items.values()))
 
@@ -111,7 +115,7 @@ def _images_in(directory: Path, recursive: bool) -> list[Path]:
 
 def _common_parent(paths: list[Path]) -> Path:
     """The deepest folder that holds every path."""
-    return Path(os.path.commonpath([str(p.resolve().parent) for p in paths]))
+    return Path(os.path.commonpath([os.path.dirname(os.path.abspath(p)) for p in paths]))
 
 
 def _disambiguate(items: list[InputItem]) -> list[InputItem]:

@@ -91,9 +91,22 @@ def stdout_guard() -> Iterator[None]:
 
 
 def write_stdout(text: str) -> None:
-    """Write ``text`` on standard output and flush it (``stdout_guard``'s error path)."""
+    """Write ``text`` on standard output and flush it (``stdout_guard``'s error path).
+
+    Where standard output is a file descriptor, ``text`` goes in one ``os.write`` after
+    whatever Python had buffered, so the lines of processes sharing it (torchrun's ranks,
+    ``xargs -P``) never mix mid-line (a pipe keeps writes up to 4096 bytes whole).
+    """
     with stdout_guard():
-        sys.stdout.write(text)
+        try:
+            fd = sys.stdout.fileno()
+        except (OSError, ValueError, io.UnsupportedOperation):
+            sys.stdout.write(text)  # a stream without a descriptor (a test's buffer)
+            return
+        sys.stdout.flush()
+        data = text.encode(sys.stdout.encoding or "utf-8", sys.stdout.errors or "strict")
+        while data:
+            data = data[os.write(fd, data) :]
 
 
 def _stdout_to_null() -> None:

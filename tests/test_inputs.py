@@ -60,3 +60,20 @@ def test_a_folder_with_images_only_in_subfolders_suggests_r(tree: Path) -> None:
     (tree / "empty-dir").mkdir()
     with pytest.raises(UsageError, match="holds no image files$"):
         expand_inputs([str(tree / "empty-dir")])
+
+
+def test_links_in_a_folder_are_named_as_the_links(tmp_path: Path) -> None:
+    # a folder of links to photos elsewhere: outputs are named after the links, never
+    # after their targets' place (which led out of -o, into the photos' own folder)
+    elsewhere = tmp_path / "data" / "rgb"
+    elsewhere.mkdir(parents=True)
+    for name in ("frame.jpg", "other.jpg"):
+        (elsewhere / name).write_bytes(b"")
+    links = tmp_path / "links"
+    links.mkdir()
+    (links / "frame.jpg").symlink_to(elsewhere / "frame.jpg")
+    (links / "renamed.jpg").symlink_to(elsewhere / "other.jpg")
+    items = expand_inputs([str(links)])
+    assert [item.relative for item in items] == [Path("frame"), Path("renamed")]
+    loose = expand_inputs([str(links / "renamed.jpg"), str(elsewhere / "frame.jpg")])
+    assert [item.relative for item in loose] == [Path("links/renamed"), Path("data/rgb/frame")]

@@ -21,6 +21,7 @@ from dpde_cli.sparse import ALIGNMENTS
 
 if TYPE_CHECKING:
     from dpde_cli.batch import BatchReport, Outcome
+    from dpde_cli.distributed import InferenceRun
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -121,6 +122,16 @@ MaxPixelsOption = Annotated[
 PrecisionOption = Annotated[
     str,
     typer.Option("--precision", help="auto | fp32 | fp16 | bf16; half precision only on CUDA."),
+]
+ShardOption = Annotated[
+    str | None,
+    typer.Option(
+        "--shard",
+        metavar="K/N",
+        help="Take share K of N (1-based) of the sorted inputs: every Nth from the Kth, for "
+        "job arrays (one process per share; a re-run redoes what is missing). Under torchrun "
+        "each rank takes its part of it.",
+    ),
 ]
 
 # The camera (``camera.Camera``): pointcloud back-projects with it; predict gives its focal
@@ -232,11 +243,10 @@ def emit_json(record: dict[str, Any]) -> None:
 
 
 def echo(text: str) -> None:
-    """A result line on stdout, through the one error path of writes."""
-    from dpde_cli.outputs import stdout_guard
+    """A result line on stdout, whole, through the one error path of writes."""
+    from dpde_cli.outputs import write_stdout
 
-    with stdout_guard():
-        typer.echo(text)
+    write_stdout(text + "\n")
 
 
 def show_progress(quiet: bool) -> bool:
@@ -372,23 +382,29 @@ def _warn_default(path: Path, values: dict[str, Any], more: bool, consequence: s
     )
 
 
-def report_batch(report: BatchReport, quiet: bool) -> None:
-    """At the end of a batch: the skips (unless quiet) and the failures on stderr.
+def report_batch(report: BatchReport, quiet: bool, run: InferenceRun | None = None) -> None:
+    """At the end of a batch: the skips (unless quiet) and the failures on stderr; under
+    torchrun those of every rank, printed by rank 0.
 
     Raises:
-        typer.Exit: code 1 when some input failed (the others are done).
+        typer.Exit: code 1 when some input failed (the others are done), on every rank.
     """
-    skipped, failed = report.skipped, report.failed
-    total = len(report.outcomes)
-    if skipped and not quiet:
-        first = skipped[0].job.targets
+    first = [str(next(iter(o.job.targets.values()))) for o in report.skipped[:1]]
+    summary = (len(report.outcomes), len(report.skipped), first, [o.reason for o in report.failed])
+    parts = run.gather(summary) if run is not None else [summary]
+    total, skipped = sum(part[0] for part in parts), sum(part[1] for part in parts)
+    first = [path for part in parts for path in part[2]]
+    failed = [reason for part in parts for reason in part[3]]
+    main = run is None or run.is_main
+    if skipped and main and not quiet:
         err_console.print(
-            f"dpde: {len(skipped)} of {total} input(s) skipped: their outputs exist "
-            f"(first: {next(iter(first.values()))}); --overwrite redoes them",
+            f"dpde: {skipped} of {total} input(s) skipped: their outputs exist "
+            f"(first: {first[0]}); --overwrite redoes them",
             markup=False,
             highlight=False,
             soft_wrap=True,
         )
-    report_failures([outcome.reason for outcome in failed], total)
+    if main:
+        report_failures(failed, total)
     if failed:
         raise typer.Exit(1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 from enum import Enum
@@ -29,12 +30,14 @@ from dpde_cli.cli.common import (
     show_progress,
     wide_console,
 )
-from dpde_cli.dataset_catalog import dataset_spec, list_datasets
+from dpde_cli.dataset_catalog import list_datasets
 from dpde_cli.errors import UsageError
 from dpde_cli.outputs import stdout_guard
 
 if TYPE_CHECKING:
     from rich.console import Console
+
+    from dpde_cli.eval_pipeline import EvalReport
 
 # The paper's table order (Tables 1-3), then the other standard metrics.
 COLUMNS = ("rms", "log10", "abs_rel", "d1", "d2", "d3", "rms_log", "sq_rel", "silog")
@@ -79,84 +82,133 @@ class GroundTruth(str, Enum):
     raw = "raw"
 
 
+DatasetOption = Annotated[
+    Dataset | None,
+    typer.Option("--dataset", case_sensitive=False, help="Required, but with --merge."),
+]
+DataDirOption = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--data-dir",
+        metavar="<dir>",
+        help="The dataset's folder; repeat it to evaluate several folders as one set "
+        "(names get the shortest path tail that tells the folders apart as prefix).",
+    ),
+]
+SplitOption = Annotated[
+    str | None,
+    typer.Option(help="test | train | all, as the dataset has (default test; folder: all)."),
+]
+FuseOption = Annotated[bool, typer.Option("--fuse/--no-fuse", help="IRLS gradient fusion.")]
+AblationOption = Annotated[
+    bool, typer.Option(help="Also report the run without the gradient stream (fusion).")
+]
+GroundTruthOption = Annotated[
+    GroundTruth | None, typer.Option(help="nyuv2 .mat: filled depths or rawDepths.")
+]
+DepthScaleOption = Annotated[
+    float | None, typer.Option(help="folder: depth PNG units per metre (default 1000).")
+]
+CropOption = Annotated[Crop | None, typer.Option(help="Default per dataset (nyuv2: eigen).")]
+MinDepthOption = Annotated[float | None, typer.Option(help="Valid GT above this, metres.")]
+MaxDepthOption = Annotated[float | None, typer.Option(help="Valid GT below this, metres.")]
+AveragingOption = Annotated[
+    Averaging | None, typer.Option(help="image: per image then mean; pixel: pooled.")
+]
+AlignOption = Annotated[
+    Alignment | None, typer.Option(help="none (metric) | median | lstsq scale+shift.")
+]
+FlipOption = Annotated[bool, typer.Option(help="Horizontal-flip test-time augmentation.")]
+MetricsOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--metric",
+        metavar="<name>",
+        help="Add ssim, gsm and/or edges (depth-boundary F1); repeatable.",
+    ),
+]
+BaselineOption = Annotated[
+    float | None,
+    typer.Option(
+        help="Also evaluate a constant depth (metres) and the same constant "
+        "scaled by each image's GT median (an oracle)."
+    ),
+]
+LimitOption = Annotated[int | None, typer.Option(min=1, help="Only the first N images.")]
+WorkersOption = Annotated[
+    int | None, typer.Option(min=0, help="DataLoader workers (default: min(4, CPUs)).")
+]
+JsonOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--json",
+        metavar="<file>",
+        help="Write results as JSON to this file; - for stdout (the table then goes to "
+        "stderr). With --shard: the shard's sums, for --merge.",
+    ),
+]
+CsvOption = Annotated[
+    Path | None,
+    typer.Option("--csv", metavar="<file>", help="Write results as CSV; - for stdout."),
+]
+SavePredictionsOption = Annotated[
+    Path | None, typer.Option(help="Write each prediction as a 16-bit PNG (mm) here.")
+]
+EvalShardOption = Annotated[
+    str | None,
+    typer.Option(
+        "--shard",
+        metavar="K/N",
+        help="Evaluate share K of N (1-based) of the images (every Nth from the Kth) and "
+        "write its sums to --json FILE (needed); `dpde eval --merge` adds every shard's up.",
+    ),
+]
+MergeOption = Annotated[
+    bool,
+    typer.Option(
+        "--merge",
+        help="Combine the --json reports of every --shard of one run (the REPORTS "
+        "arguments) into the table one process prints; no model runs.",
+    ),
+]
+ReportsArgument = Annotated[
+    list[Path] | None,
+    typer.Argument(metavar="REPORTS", help="With --merge: the shards' JSON reports."),
+]
+
+
 @handle_errors
 def eval_command(
     ctx: typer.Context,
-    dataset: Annotated[Dataset, typer.Option("--dataset", case_sensitive=False)],
-    data_dir: Annotated[
-        list[Path] | None,
-        typer.Option(
-            "--data-dir",
-            metavar="<dir>",
-            help="The dataset's folder; repeat it to evaluate several folders as one set "
-            "(names get the shortest path tail that tells the folders apart as prefix).",
-        ),
-    ] = None,
-    split: Annotated[
-        str | None,
-        typer.Option(help="test | train | all, as the dataset has (default test; folder: all)."),
-    ] = None,
+    reports: ReportsArgument = None,
+    dataset: DatasetOption = None,
+    data_dir: DataDirOption = None,
+    split: SplitOption = None,
     model: ModelOption = "dpde-lite",
     weights: WeightsOption = None,
     device: DeviceOption = None,
     precision: PrecisionOption = "auto",
     input_size: InputSizeOption = None,
-    fuse: Annotated[bool, typer.Option("--fuse/--no-fuse", help="IRLS gradient fusion.")] = True,
-    ablation: Annotated[
-        bool, typer.Option(help="Also report the run without the gradient stream (fusion).")
-    ] = False,
-    gt: Annotated[
-        GroundTruth | None, typer.Option(help="nyuv2 .mat: filled depths or rawDepths.")
-    ] = None,
-    depth_scale: Annotated[
-        float | None, typer.Option(help="folder: depth PNG units per metre (default 1000).")
-    ] = None,
-    crop: Annotated[Crop | None, typer.Option(help="Default per dataset (nyuv2: eigen).")] = None,
-    min_depth: Annotated[float | None, typer.Option(help="Valid GT above this, metres.")] = None,
-    max_depth: Annotated[float | None, typer.Option(help="Valid GT below this, metres.")] = None,
-    averaging: Annotated[
-        Averaging | None, typer.Option(help="image: per image then mean; pixel: pooled.")
-    ] = None,
-    align: Annotated[
-        Alignment | None, typer.Option(help="none (metric) | median | lstsq scale+shift.")
-    ] = None,
-    flip_tta: Annotated[bool, typer.Option(help="Horizontal-flip test-time augmentation.")] = False,
-    metrics: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--metric",
-            metavar="<name>",
-            help="Add ssim, gsm and/or edges (depth-boundary F1); repeatable.",
-        ),
-    ] = None,
-    constant_baseline: Annotated[
-        float | None,
-        typer.Option(
-            help="Also evaluate a constant depth (metres) and the same constant "
-            "scaled by each image's GT median (an oracle)."
-        ),
-    ] = None,
-    limit: Annotated[int | None, typer.Option(min=1, help="Only the first N images.")] = None,
+    fuse: FuseOption = True,
+    ablation: AblationOption = False,
+    gt: GroundTruthOption = None,
+    depth_scale: DepthScaleOption = None,
+    crop: CropOption = None,
+    min_depth: MinDepthOption = None,
+    max_depth: MaxDepthOption = None,
+    averaging: AveragingOption = None,
+    align: AlignOption = None,
+    flip_tta: FlipOption = False,
+    metrics: MetricsOption = None,
+    constant_baseline: BaselineOption = None,
+    limit: LimitOption = None,
     batch_size: BatchSizeOption = 4,
-    workers: Annotated[
-        int | None, typer.Option(min=0, help="DataLoader workers (default: min(4, CPUs)).")
-    ] = None,
-    json_out: Annotated[
-        Path | None,
-        typer.Option(
-            "--json",
-            metavar="<file>",
-            help="Write results as JSON to this file; - for stdout (the table then goes to "
-            "stderr).",
-        ),
-    ] = None,
-    csv_out: Annotated[
-        Path | None,
-        typer.Option("--csv", metavar="<file>", help="Write results as CSV; - for stdout."),
-    ] = None,
-    save_predictions: Annotated[
-        Path | None, typer.Option(help="Write each prediction as a 16-bit PNG (mm) here.")
-    ] = None,
+    workers: WorkersOption = None,
+    json_out: JsonOption = None,
+    csv_out: CsvOption = None,
+    save_predictions: SavePredictionsOption = None,
+    shard: EvalShardOption = None,
+    merge: MergeOption = False,
     quiet: QuietOption = False,
     sparse_samples: SparseSamplesOption = None,
     sparse_seed: SparseSeedOption = None,
@@ -169,107 +221,109 @@ def eval_command(
         dpde eval --dataset nyuv2 --data-dir ~/data/nyu --ablation
         dpde eval --dataset folder --data-dir captures/ --align median --limit 20
         dpde eval --dataset folder --data-dir captures/ --sparse-samples 200
+        dpde eval --dataset nyuv2 --data-dir ~/data/nyu --shard 2/4 --json part2.json
+        dpde eval --merge part1.json part2.json part3.json part4.json
+        torchrun --nproc_per_node 2 -m dpde_cli eval --dataset nyuv2 --data-dir ~/data/nyu
     """
-    from dpde_cli.data import build_datasets, default_workers
-    from dpde_cli.evaluate import SparseSamples, check_protocol, constant_baselines, evaluate
-    from dpde_cli.metrics import default_protocol
+    from dpde_cli.eval_pipeline import EvalConfig, merge_reports, run_evaluation
 
     opts = global_options(ctx, quiet)
-    quiet = opts.quiet
+    _check_outputs(data_dir, weights, json_out, csv_out, save_predictions)
+    if merge or reports:
+        _check_merge(merge, dataset, shard)
+        report = merge_reports(reports or [])
+    else:
+        if dataset is None:
+            raise UsageError("--dataset is required (or --merge with the shards' reports)")
+        if shard is not None and json_out is None:
+            raise UsageError("--shard writes the shard's sums for --merge: give --json FILE")
+        config = EvalConfig(
+            dataset=dataset.value,
+            data_dirs=tuple(data_dir or ()),
+            split=split,
+            crop=crop.value if crop else None,
+            min_depth=min_depth,
+            max_depth=max_depth,
+            averaging=averaging.value if averaging else None,
+            alignment=align.value if align else None,
+            flip_tta=flip_tta,
+            gt=gt.value if gt else None,
+            depth_scale=depth_scale,
+            model=model,
+            weights=weights,
+            fuse=fuse,
+            ablation=ablation,
+            metrics=tuple(metrics or ()),
+            constant_baseline=constant_baseline,
+            limit=limit,
+            batch_size=batch_size,
+            workers=workers,
+            save_predictions=save_predictions,
+            sparse_samples=sparse_samples,
+            sparse_seed=sparse_seed,
+        )
+        load = functools.partial(_load, model, weights, precision, fuse, input_size)
+        with make_progress(show_progress(opts.quiet)) as progress:
+            task = progress.add_task(f"eval {dataset.value}", total=None)
+            update = lambda done, total: progress.update(task, completed=done, total=total)  # noqa: E731
+            report = run_evaluation(config, load, device or opts.device, shard, update)
+    _show(report, json_out, csv_out)
+
+
+def _load(model, weights, precision, fuse, input_size, device, max_depth):  # -> Predictor
+    """The model on ``device`` (each rank's under torchrun), fusing unless --no-fuse, its
+    predictions clipped at the protocol's ``max_depth`` where that is past the model's."""
+    predictor, _ = build_predictor(
+        model, weights, device, precision, 10.0 if fuse else None, input_size, max_depth
+    )
+    return predictor
+
+
+def _check_outputs(data_dir, weights, json_out, csv_out, save_predictions) -> None:
+    """Every refusal of an output path, before any work."""
     _check_report_paths(json_out=json_out, csv_out=csv_out)
     _check_writable(json_out=json_out, csv_out=csv_out, save_predictions=save_predictions)
     _check_not_inputs(
         data_dir, weights, json_out=json_out, csv_out=csv_out, save_predictions=save_predictions
     )
-    name = dataset.value
-    split = split or dataset_spec(name).eval_split
-    overrides: dict[str, Any] = {
-        key: value
-        for key, value in (
-            ("crop", crop.value if crop else None),
-            ("min_depth", min_depth),
-            ("max_depth", max_depth),
-            ("averaging", averaging.value if averaging else None),
-            ("alignment", align.value if align else None),
-        )
-        if value is not None
-    }
-    protocol = default_protocol(name, flip_tta=flip_tta, **overrides)
-    options: dict[str, Any] = {}
-    if gt is not None:
-        if name != "nyuv2":
-            raise UsageError(f"--gt is for --dataset nyuv2 (filled or raw depth), not {name}")
-        options["gt"] = gt.value
-    if depth_scale is not None:
-        if name != "folder":
-            raise UsageError(f"--depth-scale is for --dataset folder, not {name}")
-        options["depth_scale"] = depth_scale
-    data = build_datasets(name, data_dir or [None], split, options)
-    check_protocol(data, protocol)
-    if ablation and not fuse:
-        raise UsageError("--ablation compares fusion on and off; drop --no-fuse")
-    if sparse_seed is not None and sparse_samples is None:
-        raise UsageError("--sparse-seed seeds the draws of --sparse-samples; give that too")
-    sparse = SparseSamples(sparse_samples, sparse_seed or 0) if sparse_samples else None
-    baselines = []
-    if constant_baseline is not None:
-        baselines = constant_baselines(constant_baseline, protocol.alignment)
-    # the protocol's far limit where past the model's, which would clip what --max-depth 80
-    # asks to score (weights trained on KITTI-like folders)
-    predictor, _ = build_predictor(
-        model,
-        weights,
-        device or opts.device,
-        precision,
-        10.0 if fuse else None,
-        input_size,
-        max_depth=protocol.max_depth,
-    )
-    total = min(limit or len(data), len(data))
-    with make_progress(show_progress(quiet)) as progress:
-        task = progress.add_task(f"eval {name}", total=total)
-        result = evaluate(
-            predictor,
-            data,
-            protocol,
-            batch_size=batch_size,
-            workers=default_workers() if workers is None else workers,
-            limit=limit,
-            extra_metrics=tuple(metrics or ()),
-            ablation=ablation,
-            baselines=baselines,
-            save_predictions=save_predictions,
-            on_progress=lambda done: progress.update(task, completed=done),
-            sparse=sparse,
-        )
-    header = {
-        "dataset": name,
-        "split": split,
-        "data_dir": [str(d) for d in data_dir or []],
-        "model": model,
-        "weights": weights or "shipped",
-        "input_size": list(predictor.inference.input_size),
-        "fusion": fuse,
-        "ground_truth": result.ground_truth,
-        "protocol": result.protocol,
-        "images": result.n_images,
-        "skipped": result.skipped,
-        "failed": result.failed,
-        "seconds_per_image": round(result.seconds_per_image, 4),
-        "device": str(predictor.device),
-    }
-    to_stdout = STDOUT in (json_out, csv_out)
-    console = wide_console(stderr=to_stdout)  # the table on stderr when a report is on stdout
-    with stdout_guard():  # a full disk or a closed pipe: one line, not a traceback
-        _print_table(header, result.variants, tuple(metrics or ()), console)
-    if json_out is not None:
-        report = {**header, "results": result.variants, "per_image": result.records}
-        _write_report(json_out, json.dumps(report, indent=2) + "\n")
-    if csv_out is not None:
-        _write_report(csv_out, _csv(header, result.variants))
-    if result.failed:  # scored without them: said last, where a batch's failures go
-        report_failures(result.failed, total)
+
+
+def _check_merge(merge: bool, dataset: Dataset | None, shard: str | None) -> None:
+    """--merge takes reports and nothing to evaluate."""
+    if not merge:
+        raise UsageError("report files are arguments of --merge (dpde eval --merge a.json b.json)")
+    if dataset is not None or shard is not None:
+        raise UsageError("--merge combines reports; it takes no --dataset or --shard")
+
+
+def _show(report: EvalReport, json_out: Path | None, csv_out: Path | None) -> None:
+    """The table (or a shard's line) and the reports, on rank 0; exit 1 on failures."""
+    header = report.header
+    if report.is_main:
+        console = wide_console(stderr=STDOUT in (json_out, csv_out))  # stderr: a report on stdout
+        with stdout_guard():  # a full disk or a closed pipe: one line, not a traceback
+            if report.result is None:
+                _print_shard(header, json_out, console)
+            else:
+                _print_table(header, report.result.variants, report.extra, console)
+        if json_out is not None:
+            _write_report(json_out, json.dumps(report.json(), indent=2) + "\n")
+        if csv_out is not None and report.result is not None:
+            _write_report(csv_out, _csv(header, report.result.variants))
+        if report.failed:  # scored without them: said last, where a batch's failures go
+            report_failures(report.failed, report.partial.covered)
+    if report.failed:
         raise typer.Exit(1)
+
+
+def _print_shard(header: dict[str, Any], json_out: Path | None, console: Console) -> None:
+    """What a shard did, and where its sums went."""
+    console.print(
+        f"shard {header['shard']}: {header['images']} image(s) of {header['dataset']} "
+        f"evaluated; sums in {json_out} for dpde eval --merge",
+        markup=False,
+        highlight=False,
+    )
 
 
 STDOUT = Path("-")

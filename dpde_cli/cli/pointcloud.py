@@ -34,6 +34,7 @@ from dpde_cli.cli.common import (
     PrecisionOption,
     QuietOption,
     RecursiveOption,
+    ShardOption,
     SparseDepthOption,
     WeightsOption,
     batch_printer,
@@ -174,6 +175,7 @@ def pointcloud(
     overwrite: OverwriteOption = False,
     as_json: BatchJsonOption = False,
     max_pixels: MaxPixelsOption = None,
+    shard: ShardOption = None,
 ) -> None:
     """Coloured 3D point clouds from photos, with the camera's real intrinsics.
 
@@ -193,8 +195,9 @@ def pointcloud(
         dpde pointcloud photo.jpg --depth depth.png --intrinsics cam.json --mesh mesh.ply
         dpde pointcloud scans/ -o clouds/ --sparse-depth lidar/ --fx 520
     """
-    from dpde_cli.batch import BatchOptions, check_outputs
+    from dpde_cli.batch import BatchOptions, check_outputs, share_of
     from dpde_cli.camera import Camera
+    from dpde_cli.distributed import inference_run
     from dpde_cli.pipelines import cloud_suffix, plan_clouds, pointcloud_files
 
     opts = global_options(ctx, quiet)
@@ -210,12 +213,16 @@ def pointcloud(
     jobs = plan_clouds(items, output, suffix, mesh, depth, measured)
     extra = [p for p in (intrinsics, Path(weights) if weights else None) if p is not None]
     check_outputs(jobs, extra)  # every usage error before the model loads
+    run = inference_run(shard, device or opts.device)  # --shard K/N, torchrun's rank
+    jobs = share_of(jobs, run.share)
     predictor = None
     if depth is None:
         predictor, _spec = build_predictor(
-            model, weights, device or opts.device, precision, omega if fuse else None, input_size
+            model, weights, run.device, precision, omega if fuse else None, input_size
         )
-    with batch_printer("pointcloud", len(jobs), quiet=opts.quiet, as_json=as_json) as printer:
+    with batch_printer(
+        "pointcloud", len(jobs), quiet=run.quiet(opts.quiet), as_json=as_json
+    ) as printer:
         printer = warn_default_camera(printer, len(items) > 1, "the cloud's proportions may be off")
         report = pointcloud_files(
             jobs,
@@ -229,7 +236,7 @@ def pointcloud(
             options=BatchOptions(overwrite, batch_size, max_pixels, tuple(extra), printer),
             measurements=measured,
         )
-    report_batch(report, opts.quiet)
+    report_batch(report, opts.quiet, run)
 
 
 def _output(output: Path | None, ply: Path | None) -> Path | None:

@@ -32,6 +32,7 @@ from dpde_cli.cli.common import (
     PrecisionOption,
     QuietOption,
     RecursiveOption,
+    ShardOption,
     SparseDepthOption,
     WeightsOption,
     batch_printer,
@@ -112,6 +113,7 @@ def predict(
     cy: CyOption = None,
     fov: FovOption = None,
     exif: ExifOption = True,
+    shard: ShardOption = None,
 ) -> None:
     """Predict metric depth for photos.
 
@@ -132,9 +134,12 @@ def predict(
         find photos -name '*.jpg' | dpde predict - -o out/
         dpde predict photo.jpg --sparse-depth lidar.png --json
         dpde predict photo.jpg --anchor 320,240=2.5 --anchor 100,400=1.2
+        dpde predict photos/ -r -o out/ --shard 3/8    (job 3 of an array of 8)
+        torchrun --nproc_per_node 4 -m dpde_cli predict photos/ -r -o out/
     """
-    from dpde_cli.batch import BatchOptions, check_outputs
+    from dpde_cli.batch import BatchOptions, check_outputs, share_of
     from dpde_cli.camera import Camera, uses_camera
+    from dpde_cli.distributed import inference_run
     from dpde_cli.inputs import expand_inputs
     from dpde_cli.pipelines import DepthOutputs, depth_format_for, plan_predictions, predict_files
 
@@ -149,12 +154,16 @@ def predict(
     jobs = plan_predictions(items, output, outputs, measured)
     extra = [p for p in (intrinsics, Path(weights) if weights else None) if p is not None]
     check_outputs(jobs, extra)  # every usage error before the model loads
+    run = inference_run(shard, device or opts.device)  # --shard K/N, torchrun's rank
+    jobs = share_of(jobs, run.share)
     predictor, _ = build_predictor(
-        model, weights, device or opts.device, precision, omega if fuse else None, input_size
+        model, weights, run.device, precision, omega if fuse else None, input_size
     )
-    with batch_printer("predict", len(jobs), quiet=opts.quiet, as_json=as_json) as printer:
+    with batch_printer(
+        "predict", len(jobs), quiet=run.quiet(opts.quiet), as_json=as_json
+    ) as printer:
         if uses_camera(predictor.inference):
             printer = warn_default_camera(printer, len(items) > 1, "the metric scale may be off")
         options = BatchOptions(overwrite, batch_size, max_pixels, tuple(extra), printer)
         report = predict_files(predictor, jobs, outputs, options, camera, measured)
-    report_batch(report, opts.quiet)
+    report_batch(report, opts.quiet, run)

@@ -3,8 +3,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -158,6 +158,42 @@ class MetricAccumulator:
             record.update({key: float(v[i]) for key, v in values.items()})
             self.records.append(record)
         return values
+
+    def state(self) -> dict[str, Any]:
+        """Everything accumulated, as JSON-ready values (``merged`` adds states up)."""
+        return {
+            "records": self.records,
+            "skipped": self.skipped,
+            "sums": dict(self._sums),
+            "gsm": [self._gsm_sum, self._gsm_count],
+        }
+
+    @classmethod
+    def merged(
+        cls,
+        averaging: Averaging,
+        extra: Sequence[str],
+        states: Sequence[dict[str, Any]],
+        rank: Callable[[str], int],
+    ) -> MetricAccumulator:
+        """One accumulator holding the ``state()`` of several, over disjoint images.
+
+        Images are put in the order of ``rank(name)`` (their place in the dataset), so
+        that per-image averages equal, bit for bit, one accumulator that saw them all;
+        pooled sums are added in float64 (equal to rounding).
+        """
+        merged = cls(averaging, extra)
+        for state in states:
+            merged.records += state["records"]
+            merged.skipped += state["skipped"]
+            for key, value in state["sums"].items():
+                merged._sums[key] += value
+            merged._gsm_sum += state["gsm"][0]
+            merged._gsm_count += state["gsm"][1]
+        merged.records.sort(key=lambda record: rank(str(record["name"])))
+        merged.skipped.sort(key=rank)
+        merged._seen = len(merged.records) + len(merged.skipped)
+        return merged
 
     def compute(self) -> dict[str, float]:
         """The averaged metrics over everything added.

@@ -331,7 +331,7 @@ def test_workers_default_to_the_usable_cpus(
         raise DpdeError("stop here")
 
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0}, raising=False)
-    monkeypatch.setattr(evaluate, "evaluate", fake_evaluate)
+    monkeypatch.setattr(evaluate, "evaluate_share", fake_evaluate)
     args = ["--model", "dpde-tiny", "--weights", str(tiny_weights), "--no-fuse"]
     result = run("eval", *args, "--dataset", "folder", "--data-dir", str(folder))
     assert result.exit_code == 1 and seen["workers"] == 1
@@ -351,7 +351,7 @@ def test_the_model_s_clamp_widens_to_the_protocol_s_range(
         seen["range"] = predictor.inference.depth_range
         raise RuntimeError("captured")
 
-    monkeypatch.setattr(dpde_cli.evaluate, "evaluate", capture)
+    monkeypatch.setattr(dpde_cli.evaluate, "evaluate_share", capture)
     result = run_tiny(tiny_weights, "--dataset", "folder", "--data-dir", str(folder), *cap)
     assert isinstance(result.exception, RuntimeError)
     assert seen["range"] == (0.1, far)
@@ -416,7 +416,7 @@ def test_outputs_it_could_not_write_are_refused_before_the_run(
 
     (tmp_path / "afile").write_text("a file")
     (tmp_path / "afolder").mkdir()
-    monkeypatch.setattr(dpde_cli.evaluate, "evaluate", lambda *a, **k: pytest.fail("it ran"))
+    monkeypatch.setattr(dpde_cli.evaluate, "evaluate_share", lambda *a, **k: pytest.fail("it ran"))
     args = ["--dataset", "folder", "--data-dir", str(folder), option, str(tmp_path / target)]
     result = run_tiny(tiny_weights, *args)
     assert result.exit_code == 2, result.output
