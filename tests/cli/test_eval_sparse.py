@@ -90,6 +90,6 @@ def test_samples_are_drawn_only_where_the_protocol_scores(tmp_path: Path) -> Non
     gt = torch.full((1, 1, 12, 16), 3.0)  # twice the prediction's grid
     mask = torch.zeros_like(gt, dtype=torch.bool)
     mask[..., 4, 6] = True  # one scored pixel: lands on the prediction's (2, 3)
-    completed = SparseSamples(10).complete(out, gt, mask, first=0)
+    completed = SparseSamples(10).complete(out, gt, mask, indices=[0])
     assert completed.shape == depth.shape
     np.testing.assert_allclose(completed.numpy(), 3.0, rtol=1e-6)  # one point: the scale
