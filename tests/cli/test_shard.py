@@ -135,12 +135,19 @@ def assert_same_table(one: dict, other: dict) -> None:
     assert names == [[r["name"] for r in other["per_image"][row]] for row in other["per_image"]]
 
 
-@pytest.mark.parametrize("averaging", ["image", "pixel"])
+@pytest.mark.parametrize(
+    ("averaging", "extra"),
+    [
+        ("image", ()),
+        ("pixel", ()),
+        ("image", ("--sparse-samples", "20", "--sparse-seed", "3")),  # draws follow the image
+    ],
+)
 def test_merged_shards_give_the_table_of_one_process(
-    tiny_weights: Path, tmp_path: Path, averaging: str
+    tiny_weights: Path, tmp_path: Path, averaging: str, extra: tuple[str, ...]
 ) -> None:
     full = tmp_path / "full.json"
-    args = eval_args(tiny(tiny_weights), "--averaging", averaging)
+    args = eval_args(tiny(tiny_weights), "--averaging", averaging, *extra)
     result = run(*args, "--json", str(full))
     assert result.exit_code == 0, result.output
     parts = []
