@@ -260,19 +260,20 @@ def main() -> None:
     parser.add_argument("--stride", type=int, default=25, help="every Nth 7-Scenes frame")
     parser.add_argument("--seed", type=int, default=0, help="seed of the sample draws")
     parser.add_argument("--json", type=Path, help="write the per-set figures here")
+    parser.add_argument("--model", default="dpde-lite", help="a registered model")
     args = parser.parse_args()
     names = [n for n in args.sets.split(",") if n]
     unknown = sorted(set(names) - set(SETS))
     if unknown:
         parser.error(f"unknown set(s) {', '.join(unknown)}; known: {', '.join(SETS)}")
-    model = create_model("dpde-lite")
+    model = create_model(args.model)
     predictor = Predictor(model, torch.device("cpu"), fusion=FusionConfig())
     predictor.predict([np.zeros((480, 640, 3), np.uint8)])  # warm-up, not timed
     per_set, timings = evaluate(predictor, names, args.samples, args)
     counts = ", ".join(f"{name} {per_set[name]['frames']}" for name in names)
     print(
         f"# completion  {date.today()}  torch {torch.__version__}  {platform.machine()} "
-        f"({torch.get_num_threads()} threads)  dpde-lite  seed {args.seed}  frames: {counts}\n"
+        f"({torch.get_num_threads()} threads)  {args.model}  seed {args.seed}  frames: {counts}\n"
     )
     print_table(per_set, timings, args.samples)
     if args.json:
