@@ -464,6 +464,7 @@ def fuse_file(
     config: FusionConfig | None = None,
     overwrite: bool = False,
     inputs: Iterable[Path] = (),
+    camera: Camera | None = None,
 ) -> dict[str, Any] | None:
     """Fuse a depth map with gradients (IRLS) and write the result atomically.
 
@@ -478,6 +479,8 @@ def fuse_file(
         config: the fusion's settings (default ``FusionConfig()``).
         overwrite: replace an existing output (else it is kept and None returned).
         inputs: other files the run reads (weights), never to be written.
+        camera: where the photo's focal length comes from, for a model whose depth follows
+            the camera (``camera.uses_camera``); default: EXIF, else the Kinect's.
 
     Returns:
         The JSON record (paths, shape, filled pixels, iterations, objective), or None when
@@ -511,13 +514,15 @@ def fuse_file(
     if output.exists() and not written_in_place(output) and not overwrite:  # as in a batch
         return None
     files = (gx, gy, gradients)
-    return _fuse(output, depth, fmt, files, photo, load_predictor, mask, depth_scale, config)
+    network = (photo, load_predictor, camera)
+    return _fuse(output, depth, fmt, files, network, mask, depth_scale, config)
 
 
-def _fuse(output, depth_path, fmt, gradient_files, photo, load_predictor, mask, scale, config):
+def _fuse(output, depth_path, fmt, gradient_files, network, mask, scale, config):
     """``fuse_file`` once its options are checked: read, fuse, write, the record."""
     import numpy as np
 
+    from dpde_cli.camera import Camera, uses_camera
     from dpde_cli.fusion import FusionConfig, irls_fuse
     from dpde_cli.fusion_io import check_same_view, check_units, read_gradients, read_mask
     from dpde_cli.io import read_depth, read_image, valid_depth, write_depth
@@ -525,12 +530,17 @@ def _fuse(output, depth_path, fmt, gradient_files, photo, load_predictor, mask, 
 
     estimate = read_depth(depth_path, scale)
     valid = valid_depth(depth_path, estimate)  # before any network is loaded
+    photo, load_predictor, camera = network
     if photo is None:
         grad_x, grad_y = read_gradients(estimate.shape, *gradient_files)
     else:
         image = read_image(photo)
         check_same_view(photo, image.shape[:2], depth_path, estimate.shape)
-        grad_x, grad_y = load_predictor().predict_gradients(image, estimate.shape)
+        predictor = load_predictor()
+        focal = None
+        if uses_camera(predictor.inference):  # its gradients follow the photo's focal length
+            focal = (camera or Camera()).resolve(image.shape[1], image.shape[0], photo)[0].fx
+        grad_x, grad_y = predictor.predict_gradients(image, estimate.shape, focal=focal)
     check_units(depth_path, valid, grad_x, grad_y)
     confidence = read_mask(mask, estimate.shape) if mask is not None else None
     result = irls_fuse(estimate, grad_x, grad_y, mask=confidence, config=config or FusionConfig())

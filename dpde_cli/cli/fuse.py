@@ -9,8 +9,15 @@ from typing import Annotated
 import typer
 
 from dpde_cli.cli.common import (
+    CxOption,
+    CyOption,
     DeviceOption,
+    ExifOption,
+    FovOption,
+    FxOption,
+    FyOption,
     InputSizeOption,
+    IntrinsicsOption,
     ModelOption,
     PrecisionOption,
     QuietOption,
@@ -96,6 +103,13 @@ def fuse(
     input_size: InputSizeOption = None,
     overwrite: OverwriteOption = False,
     as_json: JsonOption = False,
+    intrinsics: IntrinsicsOption = None,
+    fx: FxOption = None,
+    fy: FyOption = None,
+    cx: CxOption = None,
+    cy: CyOption = None,
+    fov: FovOption = None,
+    exif: ExifOption = True,
 ) -> None:
     """Fuse a depth map with depth gradients (IRLS): sharper detail, holes filled.
 
@@ -108,10 +122,13 @@ def fuse(
         dpde fuse depth.png --gradients depth_gradients.npy -o fused.npy
         dpde fuse photo.jpg --depth sensor.png -o filled.png
     """
+    from dpde_cli.camera import Camera
     from dpde_cli.fusion import FusionConfig
     from dpde_cli.pipelines import fuse_file
 
     opts = global_options(ctx, quiet)
+    camera = Camera(fx, fy, cx, cy, intrinsics, fov, exif)  # for canonical-camera weights
+    camera.check()
     config = FusionConfig(
         omega=omega,
         eps=eps,
@@ -134,7 +151,8 @@ def fuse(
         fmt=fmt,
         config=config,
         overwrite=overwrite,
-        inputs=[Path(weights)] if weights else [],
+        inputs=[p for p in (Path(weights) if weights else None, intrinsics) if p is not None],
+        camera=camera,
     )
     if record is None:
         if not opts.quiet:

@@ -102,3 +102,22 @@ def test_a_camera_file_of_another_aspect_ratio_fails_that_photo_alone(
                  "--model", "dpde-tiny", "--weights", str(canonical_weights))  # fmt: skip
     assert result.exit_code == 1
     assert str(camera) in result.stderr and not out.exists()
+
+
+def test_fuse_gives_the_focal_length_only_to_canonical_weights(
+    photos: Path, tiny_weights: Path, canonical_weights: Path, tmp_path: Path
+) -> None:
+    sensor = tmp_path / "sensor.npy"
+    depth = np.full((64, 96), 2.0, np.float32)
+    depth[20:40, 30:60] = 0.0  # a hole the gradients fill
+    np.save(sensor, depth)
+
+    def fuse(weights: Path, fx: str) -> np.ndarray:
+        out = tmp_path / f"{weights.stem}-{fx}.npy"
+        result = run("fuse", str(photos / "one.png"), "--depth", str(sensor), "-o", str(out),
+                     "--model", "dpde-tiny", "--weights", str(weights), "--fx", fx)  # fmt: skip
+        assert result.exit_code == 0, result.output
+        return read_depth(out)
+
+    assert np.array_equal(fuse(tiny_weights, "40"), fuse(tiny_weights, "90"))  # ignored
+    assert not np.allclose(fuse(canonical_weights, "40"), fuse(canonical_weights, "90"))
