@@ -14,7 +14,7 @@ import hashlib
 import math
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
@@ -478,13 +478,12 @@ _LITE_WEIGHTS = WeightsSpec(
     card="docs/models/dpde-lite.md",
 )
 
-_LITE_RENDERS_WEIGHTS = WeightsSpec(
+# The same network with its earlier weights: its input size, normalisation and depth range
+# are dpde-lite's, by construction.
+_LITE_RENDERS_WEIGHTS = replace(
+    _LITE_WEIGHTS,
     file="dpde-lite-90657c8d.pt",
     sha256="90657c8dbe09bf37921d2775187b759120c83ebfda78f61b44c8769fa9bbf971",
-    input_size=(240, 320),
-    mean=(0.5, 0.5, 0.5),
-    std=(0.5, 0.5, 0.5),
-    depth_range=(0.1, 10.0),
     training_data=(
         "rendered indoor scenes only (dpde_cli.data.synthetic, no real image), on a 2-core "
         "CPU; the sets, seeds and commands are in the model card"
