@@ -514,11 +514,14 @@ def fuse_file(
     if output.exists() and not written_in_place(output) and not overwrite:  # as in a batch
         return None
     files = (gx, gy, gradients)
-    network = (photo, load_predictor, camera)
-    return _fuse(output, depth, fmt, files, network, mask, depth_scale, config)
+    return _fuse(
+        output, depth, fmt, files, photo, load_predictor, camera, mask, depth_scale, config
+    )
 
 
-def _fuse(output, depth_path, fmt, gradient_files, network, mask, scale, config):
+def _fuse(
+    output, depth_path, fmt, gradient_files, photo, load_predictor, camera, mask, scale, config
+):
     """``fuse_file`` once its options are checked: read, fuse, write, the record."""
     import numpy as np
 
@@ -530,7 +533,6 @@ def _fuse(output, depth_path, fmt, gradient_files, network, mask, scale, config)
 
     estimate = read_depth(depth_path, scale)
     valid = valid_depth(depth_path, estimate)  # before any network is loaded
-    photo, load_predictor, camera = network
     if photo is None:
         grad_x, grad_y = read_gradients(estimate.shape, *gradient_files)
     else:
